@@ -1,0 +1,1 @@
+//! Channel actors (Telegram, email) arrive with the channels issue.

@@ -1,0 +1,33 @@
+//! Limits and tunables of the engine shell. Every queue and cache has a bound here.
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Most commands in one group commit (one transaction).
+    pub max_batch: usize,
+    /// Most decided-but-not-yet-committed commands per resource; beyond it callers get `Busy`.
+    pub max_pending: usize,
+    /// Most messages queued in one actor's mailbox; beyond it callers get `Busy`.
+    pub mailbox_capacity: usize,
+    /// An actor idle this long is passivated (dropped from memory; reloaded on next use).
+    pub idle_passivate_secs: u64,
+    /// Most resources held in memory; past it the least recently used one is passivated.
+    pub max_active_resources: usize,
+    /// Threads running actors (actix arbiters).
+    pub arbiters: usize,
+    /// How often the sweeper looks for lapsed holds of resources nobody has in memory.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_batch: 2_000,
+            max_pending: 20_000,
+            mailbox_capacity: 20_000,
+            idle_passivate_secs: 300,
+            max_active_resources: 200_000,
+            arbiters: 2,
+            sweep_interval_ms: 1_000,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The reservation engine: pure booking state machines (`domain`), one actix actor per
+//! resource that decides and group-commits (`actor`, `engine`), and the stores behind them
+//! (`store`). See ARCHITECTURE.md for the map and the invariants.
+
+pub mod actor;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::EngineError;

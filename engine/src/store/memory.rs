@@ -1,0 +1,210 @@
+//! The embedded in-memory store: nothing survives the process. It serves first runs with no
+//! database and deterministic simulation tests, where `Faults` injects commit failures,
+//! ambiguous commits (written, but reported failed) and slow commits.
+
+use super::{CommitBatch, LoadedResource, ResourceSummary, Store, StoreError, StoreFuture};
+use crate::domain::booking::{Booking, BookingStatus, Transition};
+use crate::domain::command::{Change, IdempotencyRecord, Notification};
+use crate::domain::ids::{BookingId, ResourceId, WaitlistEntryId};
+use crate::domain::spec::{ResourceKind, ResourceSpec};
+use crate::domain::state::{Counters, IDEMPOTENCY_RETENTION_SECS};
+use crate::domain::waitlist::WaitlistEntry;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Faults {
+    /// The next N commits fail without writing anything.
+    pub fail_commits: AtomicU32,
+    /// The next N commits write everything and then report failure (a lost COMMIT reply).
+    pub ambiguous_commits: AtomicU32,
+    /// The next N loads fail.
+    pub fail_loads: AtomicU32,
+    /// Every commit waits this long first (milliseconds).
+    pub commit_delay_ms: AtomicU64,
+}
+
+fn take_one(n: &AtomicU32) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok()
+}
+
+#[derive(Clone)]
+struct StoredResource {
+    spec: ResourceSpec,
+    version: i64,
+    counters: Counters,
+}
+
+/// Everything the store holds; tests read it through [`MemoryStore::snapshot`].
+#[derive(Clone, Default)]
+pub struct MemoryData {
+    resources: HashMap<ResourceId, StoredResource>,
+    pub bookings: HashMap<BookingId, Booking>,
+    pub history: Vec<Transition>,
+    pub waitlist: HashMap<WaitlistEntryId, WaitlistEntry>,
+    pub outbox: Vec<Notification>,
+    pub idempotency: HashMap<(ResourceId, String, String), IdempotencyRecord>,
+}
+
+impl MemoryData {
+    pub fn version(&self, id: ResourceId) -> Option<i64> {
+        self.resources.get(&id).map(|r| r.version)
+    }
+    pub fn counters(&self, id: ResourceId) -> Option<Counters> {
+        self.resources.get(&id).map(|r| r.counters)
+    }
+    pub fn spec(&self, id: ResourceId) -> Option<&ResourceSpec> {
+        self.resources.get(&id).map(|r| &r.spec)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    data: Arc<Mutex<MemoryData>>,
+    pub faults: Arc<Faults>,
+}
+
+impl MemoryStore {
+    /// Says loudly that nothing is persisted: this store is for demos and tests only.
+    pub fn new() -> Self {
+        tracing::warn!("using the embedded in-memory store: NOTHING IS PERSISTED, every booking is lost on exit");
+        Self::default()
+    }
+
+    pub fn snapshot(&self) -> MemoryData {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryData> {
+        // `apply` checks everything before its first write and cannot panic midway, so a
+        // poisoned lock still guards consistent data.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn apply(data: &mut MemoryData, batch: CommitBatch) -> Result<i64, StoreError> {
+        let current = data.resources.get(&batch.resource_id).map(|r| r.version);
+        if current.unwrap_or(0) != batch.expected_version {
+            return Err(StoreError::Conflict);
+        }
+        // Every check happens before the first write, so a refused batch leaves nothing behind.
+        if current.is_none() && !batch.changes.iter().any(|c| matches!(c, Change::Spec(_))) {
+            return Err(StoreError::Corrupt("a batch for a resource that was never created".into()));
+        }
+        let version = batch.expected_version + 1;
+        for change in batch.changes {
+            match change {
+                Change::Spec(spec) => {
+                    data.resources.insert(batch.resource_id, StoredResource { spec, version, counters: batch.counters });
+                }
+                Change::Booking(b) => {
+                    data.bookings.insert(b.id, b);
+                }
+                Change::History(t) => data.history.push(t),
+                Change::Waitlist(e) => {
+                    data.waitlist.insert(e.id, e);
+                }
+                Change::Notify(n) => data.outbox.push(n),
+                Change::Idempotency(r) => {
+                    data.idempotency.insert((batch.resource_id, r.scope.clone(), r.key.clone()), r);
+                }
+            }
+        }
+        if let Some(r) = data.resources.get_mut(&batch.resource_id) {
+            r.version = version;
+            r.counters = batch.counters;
+        }
+        Ok(version)
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&self, id: ResourceId) -> StoreFuture<Option<LoadedResource>> {
+        let this = self.clone();
+        Box::pin(async move {
+            if take_one(&this.faults.fail_loads) {
+                return Err(StoreError::Unavailable("injected load failure".into()));
+            }
+            let d = this.lock();
+            let Some(r) = d.resources.get(&id) else { return Ok(None) };
+            let newest = d.idempotency.values().map(|r| r.at).max();
+            let horizon = newest.map(|t| t - SignedDuration::from_secs(IDEMPOTENCY_RETENTION_SECS));
+            Ok(Some(LoadedResource {
+                spec: r.spec.clone(),
+                version: r.version,
+                bookings: d.bookings.values().filter(|b| b.resource_id == id && b.status.is_active()).cloned().collect(),
+                waitlist: d.waitlist.values().filter(|e| e.resource_id == id && e.status.is_active()).cloned().collect(),
+                idempotency: d
+                    .idempotency
+                    .iter()
+                    .filter(|((rid, _, _), rec)| *rid == id && horizon.is_none_or(|h| rec.at > h))
+                    .map(|(_, rec)| rec.clone())
+                    .collect(),
+            }))
+        })
+    }
+
+    fn commit(&self, batch: CommitBatch) -> StoreFuture<i64> {
+        let this = self.clone();
+        Box::pin(async move {
+            let delay = this.faults.commit_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if take_one(&this.faults.fail_commits) {
+                return Err(StoreError::Unavailable("injected commit failure".into()));
+            }
+            let ambiguous = take_one(&this.faults.ambiguous_commits);
+            let v = Self::apply(&mut this.lock(), batch)?;
+            if ambiguous {
+                return Err(StoreError::Unavailable("injected failure after the write".into()));
+            }
+            Ok(v)
+        })
+    }
+
+    fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>> {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.lock().bookings.get(&booking_id).filter(|b| b.resource_id == resource_id).cloned()) })
+    }
+
+    fn locate_booking(&self, booking_id: BookingId) -> StoreFuture<Option<ResourceId>> {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.lock().bookings.get(&booking_id).map(|b| b.resource_id)) })
+    }
+
+    fn resources_with_lapsed_holds(&self, now: Timestamp, limit: i64) -> StoreFuture<Vec<ResourceId>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            let mut ids: Vec<ResourceId> = d
+                .bookings
+                .values()
+                .filter(|b| b.status == BookingStatus::Held && b.hold_expires_at.is_some_and(|t| t <= now))
+                .map(|b| b.resource_id)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids.truncate(usize::try_from(limit).unwrap_or(0));
+            Ok(ids)
+        })
+    }
+
+    fn list_resources(&self, kind: Option<ResourceKind>, limit: i64) -> StoreFuture<Vec<ResourceSummary>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            let mut v: Vec<ResourceSummary> = d
+                .resources
+                .iter()
+                .filter(|(_, r)| kind.is_none_or(|k| r.spec.kind.kind() == k))
+                .map(|(id, r)| ResourceSummary { id: *id, kind: r.spec.kind.kind(), name: r.spec.name.clone(), version: r.version })
+                .collect();
+            v.sort_by_key(|r| r.id);
+            v.truncate(usize::try_from(limit).unwrap_or(0));
+            Ok(v)
+        })
+    }
+}

@@ -1,0 +1,991 @@
+//! The production store: PostgreSQL through deadpool-postgres.
+//!
+//! A group commit is one transaction: fence on the resource's version, then bulk-write every
+//! changed booking, history row, waitlist entry, outbox row and idempotency record with one
+//! `unnest` statement per table, whatever the batch size.
+
+use super::{CommitBatch, LoadedResource, ResourceSummary, Store, StoreError, StoreFuture};
+use crate::domain::booking::{Booking, BookingItem, BookingStatus, Requester, Transition, Wish};
+use crate::domain::command::{Change, IdempotencyRecord, Notification};
+use crate::domain::event::{CategorySpec, EventSpec};
+use crate::domain::hotel::{HotelSpec, RoomSpec, RoomTypeSpec};
+use crate::domain::ids::{BookingId, CategoryId, ResourceId, RoomId, RoomTypeId, UserId, WaitlistEntryId};
+use crate::domain::money::{Currency, Money};
+use crate::domain::provider::{DateOverride, DayHours, LocalInterval, ProviderSpec};
+use crate::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
+use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// Key of the advisory lock that serialises migrations when several processes start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x7265_7365_7276_6531;
+
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    pub url: String,
+    pub pool_size: usize,
+    /// Bound on every statement, so a stuck database shows up as an error, not a hang.
+    pub statement_timeout_ms: u64,
+    /// How long a caller waits for a pooled connection before the store reports unavailable.
+    pub pool_wait_timeout_ms: u64,
+}
+
+impl PgConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        PgConfig { url: url.into(), pool_size: 16, statement_timeout_ms: 5_000, pool_wait_timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn db_err(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        // A constraint refused the batch: the deciding state was wrong or stale. Treat it like
+        // a lost fence (reload and re-decide) rather than as an outage.
+        Some(c) if c.code().starts_with("23") => StoreError::Conflict,
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => StoreError::Conflict,
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl PgStore {
+    /// Creates the database if it is missing, applies the migrations (under an advisory lock,
+    /// so concurrent starts are safe) and opens the pool.
+    pub async fn connect(cfg: &PgConfig) -> Result<PgStore, StoreError> {
+        let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| unavailable(format!("bad database URL: {e}")))?;
+        create_database_if_missing(&pg).await?;
+        migrate(&pg).await?;
+        pg.options(format!("-c statement_timeout={}", cfg.statement_timeout_ms));
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let wait = Some(Duration::from_millis(cfg.pool_wait_timeout_ms));
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .recycle_timeout(wait)
+            .build()
+            .map_err(unavailable)?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+}
+
+async fn connect_raw(pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, conn) = pg.connect(NoTls).await.map_err(unavailable)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+async fn create_database_if_missing(pg: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let Some(name) = pg.get_dbname().map(str::to_owned) else { return Ok(()) };
+    if name == "postgres" {
+        return Ok(());
+    }
+    let mut admin = pg.clone();
+    admin.dbname("postgres");
+    let client = match connect_raw(&admin).await {
+        Ok(c) => c,
+        // No access to the maintenance database: assume the target exists and let the real
+        // connection report the problem if not.
+        Err(_) => return Ok(()),
+    };
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(unavailable)?
+        .is_some();
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match client.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
+            Ok(()) => tracing::info!(database = %name, "created database"),
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+            // Two processes racing to create it: the loser sees a unique violation.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(pg: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let mut client = connect_raw(pg).await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await.map_err(unavailable)?;
+    let result = embedded::migrations::runner().run_async(&mut client).await;
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).await;
+    let report = result.map_err(|e| unavailable(format!("migrations failed: {e}")))?;
+    for m in report.applied_migrations() {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    Ok(())
+}
+
+// ---- commit ---------------------------------------------------------------------------------
+
+/// Column arrays for one bulk upsert of bookings.
+#[derive(Default)]
+struct BookingCols {
+    id: Vec<Uuid>,
+    item_kind: Vec<&'static str>,
+    user_id: Vec<Uuid>,
+    status: Vec<&'static str>,
+    room_type_id: Vec<Option<Uuid>>,
+    room_id: Vec<Option<Uuid>>,
+    check_in: Vec<Option<Date>>,
+    check_out: Vec<Option<Date>>,
+    guests: Vec<Option<i16>>,
+    category_id: Vec<Option<Uuid>>,
+    quantity: Vec<Option<i32>>,
+    starts_at: Vec<Option<Timestamp>>,
+    ends_at: Vec<Option<Timestamp>>,
+    amount_minor: Vec<i64>,
+    currency: Vec<String>,
+    hold_expires_at: Vec<Option<Timestamp>>,
+    payment_ref: Vec<Option<String>>,
+    refunded_minor: Vec<i64>,
+    waitlist_entry_id: Vec<Option<Uuid>>,
+    idempotency_key: Vec<Option<String>>,
+    created_at: Vec<Timestamp>,
+    updated_at: Vec<Timestamp>,
+}
+
+impl BookingCols {
+    fn push(&mut self, b: &Booking) -> Result<(), StoreError> {
+        self.id.push(b.id.0);
+        self.user_id.push(b.user_id.0);
+        self.status.push(b.status.as_str());
+        let (mut rt, mut room, mut ci, mut co, mut g, mut cat, mut q, mut s, mut e) =
+            (None, None, None, None, None, None, None, None, None);
+        let kind = match &b.item {
+            BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests } => {
+                rt = Some(room_type_id.0);
+                room = Some(room_id.0);
+                ci = Some(*check_in);
+                co = Some(*check_out);
+                g = Some(i16::try_from(*guests).map_err(corrupt)?);
+                "stay"
+            }
+            BookingItem::Tickets { category_id, quantity } => {
+                cat = category_id.map(|c| c.0);
+                q = Some(i32::try_from(*quantity).map_err(corrupt)?);
+                "tickets"
+            }
+            BookingItem::Appointment { starts_at, ends_at } => {
+                s = Some(*starts_at);
+                e = Some(*ends_at);
+                "appointment"
+            }
+        };
+        self.item_kind.push(kind);
+        self.room_type_id.push(rt);
+        self.room_id.push(room);
+        self.check_in.push(ci);
+        self.check_out.push(co);
+        self.guests.push(g);
+        self.category_id.push(cat);
+        self.quantity.push(q);
+        self.starts_at.push(s);
+        self.ends_at.push(e);
+        self.amount_minor.push(b.amount.amount_minor);
+        self.currency.push(b.amount.currency.as_str().to_owned());
+        self.hold_expires_at.push(b.hold_expires_at);
+        self.payment_ref.push(b.payment_ref.clone());
+        self.refunded_minor.push(b.refunded_minor);
+        self.waitlist_entry_id.push(b.waitlist_entry_id.map(|w| w.0));
+        self.idempotency_key.push(b.idempotency_key.clone());
+        self.created_at.push(b.created_at);
+        self.updated_at.push(b.updated_at);
+        Ok(())
+    }
+}
+
+const UPSERT_BOOKINGS: &str = "
+INSERT INTO bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id, check_in,
+    check_out, guests, category_id, quantity, starts_at, ends_at, amount_minor, currency,
+    hold_expires_at, payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
+SELECT u.id, $1, u.item_kind, u.user_id, u.status, u.room_type_id, u.room_id, u.check_in, u.check_out,
+    u.guests, u.category_id, u.quantity, u.starts_at, u.ends_at, u.amount_minor, u.currency,
+    u.hold_expires_at, u.payment_ref, u.refunded_minor, u.waitlist_entry_id, u.idempotency_key,
+    u.created_at, u.updated_at
+FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::date[],
+    $9::date[], $10::int2[], $11::uuid[], $12::int4[], $13::timestamptz[], $14::timestamptz[],
+    $15::int8[], $16::text[], $17::timestamptz[], $18::text[], $19::int8[], $20::uuid[], $21::text[],
+    $22::timestamptz[], $23::timestamptz[])
+    AS u(id, item_kind, user_id, status, room_type_id, room_id, check_in, check_out, guests,
+         category_id, quantity, starts_at, ends_at, amount_minor, currency, hold_expires_at,
+         payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, room_type_id = EXCLUDED.room_type_id, room_id = EXCLUDED.room_id,
+    check_in = EXCLUDED.check_in, check_out = EXCLUDED.check_out, guests = EXCLUDED.guests,
+    category_id = EXCLUDED.category_id, quantity = EXCLUDED.quantity, starts_at = EXCLUDED.starts_at,
+    ends_at = EXCLUDED.ends_at, amount_minor = EXCLUDED.amount_minor,
+    hold_expires_at = EXCLUDED.hold_expires_at, payment_ref = EXCLUDED.payment_ref,
+    refunded_minor = EXCLUDED.refunded_minor, updated_at = EXCLUDED.updated_at";
+
+const INSERT_HISTORY: &str = "
+INSERT INTO booking_history (booking_id, resource_id, from_status, to_status, at, by_role, by_user, reason)
+SELECT u.b, $1, u.f, u.t, u.at, u.role, u.usr, u.reason
+FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::uuid[], $8::text[])
+    AS u(b, f, t, at, role, usr, reason)";
+
+const INSERT_OUTBOX: &str = "
+INSERT INTO outbox (resource_id, kind, user_id, booking_id, entry_id, created_at)
+SELECT $1, u.k, u.usr, u.b, u.e, u.at
+FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[]) AS u(k, usr, b, e, at)";
+
+const UPSERT_WAITLIST: &str = "
+INSERT INTO waitlist_entries (id, resource_id, user_id, wish, status, position, offer_booking_id,
+    offer_expires_at, joined_at, updated_at)
+SELECT u.id, $1, u.usr, u.wish, u.status, u.pos, u.ob, u.oe, u.j, u.upd
+FROM unnest($2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::int8[], $7::uuid[],
+    $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
+    AS u(id, usr, wish, status, pos, ob, oe, j, upd)
+ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, offer_booking_id = EXCLUDED.offer_booking_id,
+    offer_expires_at = EXCLUDED.offer_expires_at, updated_at = EXCLUDED.updated_at";
+
+const INSERT_IDEMPOTENCY: &str = "
+INSERT INTO idempotency_keys (resource_id, scope, key, fingerprint, result, created_at)
+SELECT $1, u.s, u.k, u.f, u.r, u.at
+FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) AS u(s, k, f, r, at)
+ON CONFLICT DO NOTHING";
+
+fn role_of(r: &Requester) -> (&'static str, Option<Uuid>) {
+    match r {
+        Requester::Client(u) => ("client", Some(u.0)),
+        Requester::Owner(u) => ("owner", Some(u.0)),
+        Requester::Admin(u) => ("admin", Some(u.0)),
+        Requester::System => ("system", None),
+    }
+}
+
+async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let rid = batch.resource_id.0;
+    let c = batch.counters;
+    let to_i64 = |v: u64| i64::try_from(v).map_err(corrupt);
+    let (hb, hu, cb, cu) = (to_i64(c.held_bookings)?, to_i64(c.held_units)?, to_i64(c.confirmed_bookings)?, to_i64(c.confirmed_units)?);
+
+    // The last specification in the batch wins (a create, or an owner's update).
+    let spec = batch.changes.iter().rev().find_map(|ch| match ch {
+        Change::Spec(s) => Some(s),
+        _ => None,
+    });
+    let new_version = batch.expected_version + 1;
+    if batch.expected_version == 0 {
+        let Some(spec) = spec else { return Err(corrupt("creating a resource without its specification")) };
+        let n = tx
+            .execute(
+                "INSERT INTO resources (id, kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version,
+                    held_bookings, held_units, confirmed_bookings, confirmed_units, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &rid,
+                    &spec.kind.kind().as_str(),
+                    &spec.name,
+                    &spec.owner_id.0,
+                    &i32::try_from(spec.hold_ttl_secs).map_err(corrupt)?,
+                    &i32::try_from(spec.offer_ttl_secs).map_err(corrupt)?,
+                    &hb,
+                    &hu,
+                    &cb,
+                    &cu,
+                    &batch.at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        if n == 0 {
+            return Err(StoreError::Conflict);
+        }
+    } else {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE resources SET version = version + 1, held_bookings = $3, held_units = $4,
+                    confirmed_bookings = $5, confirmed_units = $6, updated_at = $7
+                 WHERE id = $1 AND version = $2",
+            )
+            .await
+            .map_err(db_err)?;
+        let n = tx.execute(&stmt, &[&rid, &batch.expected_version, &hb, &hu, &cb, &cu, &batch.at]).await.map_err(db_err)?;
+        if n == 0 {
+            // Fencing: someone else wrote since we loaded. Dropping `tx` rolls back.
+            return Err(StoreError::Conflict);
+        }
+        if let Some(spec) = spec {
+            tx.execute(
+                "UPDATE resources SET name = $2, owner_id = $3, hold_ttl_secs = $4, offer_ttl_secs = $5 WHERE id = $1",
+                &[
+                    &rid,
+                    &spec.name,
+                    &spec.owner_id.0,
+                    &i32::try_from(spec.hold_ttl_secs).map_err(corrupt)?,
+                    &i32::try_from(spec.offer_ttl_secs).map_err(corrupt)?,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+    }
+    if let Some(spec) = spec {
+        write_kind_spec(&tx, rid, &spec.kind).await?;
+    }
+
+    // Collapse the batch: a booking changed three times in it is written once, as it ended.
+    let mut bookings: Vec<&Booking> = Vec::new();
+    let mut booking_pos: HashMap<BookingId, usize> = HashMap::new();
+    let mut entries: Vec<&WaitlistEntry> = Vec::new();
+    let mut entry_pos: HashMap<WaitlistEntryId, usize> = HashMap::new();
+    let mut history: Vec<&Transition> = Vec::new();
+    let mut outbox: Vec<&Notification> = Vec::new();
+    let mut idem: Vec<&IdempotencyRecord> = Vec::new();
+    for ch in &batch.changes {
+        match ch {
+            Change::Spec(_) => {}
+            Change::Booking(b) => match booking_pos.get(&b.id) {
+                Some(&i) => bookings[i] = b,
+                None => {
+                    booking_pos.insert(b.id, bookings.len());
+                    bookings.push(b);
+                }
+            },
+            Change::History(t) => history.push(t),
+            Change::Waitlist(e) => match entry_pos.get(&e.id) {
+                Some(&i) => entries[i] = e,
+                None => {
+                    entry_pos.insert(e.id, entries.len());
+                    entries.push(e);
+                }
+            },
+            Change::Notify(n) => outbox.push(n),
+            Change::Idempotency(r) => idem.push(r),
+        }
+    }
+    if !bookings.is_empty() {
+        let mut cols = BookingCols::default();
+        for b in &bookings {
+            cols.push(b)?;
+        }
+        let stmt = tx.prepare_cached(UPSERT_BOOKINGS).await.map_err(db_err)?;
+        tx.execute(
+            &stmt,
+            &[
+                &rid,
+                &cols.id,
+                &cols.item_kind,
+                &cols.user_id,
+                &cols.status,
+                &cols.room_type_id,
+                &cols.room_id,
+                &cols.check_in,
+                &cols.check_out,
+                &cols.guests,
+                &cols.category_id,
+                &cols.quantity,
+                &cols.starts_at,
+                &cols.ends_at,
+                &cols.amount_minor,
+                &cols.currency,
+                &cols.hold_expires_at,
+                &cols.payment_ref,
+                &cols.refunded_minor,
+                &cols.waitlist_entry_id,
+                &cols.idempotency_key,
+                &cols.created_at,
+                &cols.updated_at,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    if !history.is_empty() {
+        let b: Vec<Uuid> = history.iter().map(|t| t.booking_id.0).collect();
+        let f: Vec<Option<&str>> = history.iter().map(|t| t.from.map(BookingStatus::as_str)).collect();
+        let to: Vec<&str> = history.iter().map(|t| t.to.as_str()).collect();
+        let at: Vec<Timestamp> = history.iter().map(|t| t.at).collect();
+        let roles: Vec<(&str, Option<Uuid>)> = history.iter().map(|t| role_of(&t.by)).collect();
+        let role: Vec<&str> = roles.iter().map(|r| r.0).collect();
+        let usr: Vec<Option<Uuid>> = roles.iter().map(|r| r.1).collect();
+        let reason: Vec<&str> = history.iter().map(|t| t.reason.as_str()).collect();
+        let stmt = tx.prepare_cached(INSERT_HISTORY).await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &b, &f, &to, &at, &role, &usr, &reason]).await.map_err(db_err)?;
+    }
+    if !entries.is_empty() {
+        let id: Vec<Uuid> = entries.iter().map(|e| e.id.0).collect();
+        let usr: Vec<Uuid> = entries.iter().map(|e| e.user_id.0).collect();
+        let wish: Vec<serde_json::Value> =
+            entries.iter().map(|e| serde_json::to_value(&e.wish)).collect::<Result<_, _>>().map_err(corrupt)?;
+        let status: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
+        let pos: Vec<i64> = entries.iter().map(|e| e.position).collect();
+        let ob: Vec<Option<Uuid>> = entries.iter().map(|e| e.offer_booking_id.map(|b| b.0)).collect();
+        let oe: Vec<Option<Timestamp>> = entries.iter().map(|e| e.offer_expires_at).collect();
+        let j: Vec<Timestamp> = entries.iter().map(|e| e.joined_at).collect();
+        let upd: Vec<Timestamp> = entries.iter().map(|e| e.updated_at).collect();
+        let stmt = tx.prepare_cached(UPSERT_WAITLIST).await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &id, &usr, &wish, &status, &pos, &ob, &oe, &j, &upd]).await.map_err(db_err)?;
+    }
+    if !outbox.is_empty() {
+        let k: Vec<&str> = outbox.iter().map(|n| n.kind.as_str()).collect();
+        let usr: Vec<Uuid> = outbox.iter().map(|n| n.user_id.0).collect();
+        let b: Vec<Option<Uuid>> = outbox.iter().map(|n| n.booking_id.map(|x| x.0)).collect();
+        let e: Vec<Option<Uuid>> = outbox.iter().map(|n| n.entry_id.map(|x| x.0)).collect();
+        let at: Vec<Timestamp> = outbox.iter().map(|n| n.at).collect();
+        let stmt = tx.prepare_cached(INSERT_OUTBOX).await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &k, &usr, &b, &e, &at]).await.map_err(db_err)?;
+    }
+    if !idem.is_empty() {
+        let s: Vec<&str> = idem.iter().map(|r| r.scope.as_str()).collect();
+        let k: Vec<&str> = idem.iter().map(|r| r.key.as_str()).collect();
+        let f: Vec<&str> = idem.iter().map(|r| r.fingerprint.as_str()).collect();
+        let res: Vec<serde_json::Value> =
+            idem.iter().map(|r| serde_json::to_value(&r.result)).collect::<Result<_, _>>().map_err(corrupt)?;
+        let at: Vec<Timestamp> = idem.iter().map(|r| r.at).collect();
+        let stmt = tx.prepare_cached(INSERT_IDEMPOTENCY).await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &s, &k, &f, &res, &at]).await.map_err(db_err)?;
+    }
+    if batch.kind == ResourceKind::Event {
+        // The database's own oversell guard: CHECK (taken <= capacity) on events.
+        let stmt = tx.prepare_cached("UPDATE events SET taken = $2 WHERE resource_id = $1").await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &(hu + cu)]).await.map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(new_version)
+}
+
+fn minute(v: u16) -> Result<i16, StoreError> {
+    i16::try_from(v).map_err(corrupt)
+}
+
+async fn write_kind_spec(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, kind: &KindSpec) -> Result<(), StoreError> {
+    match kind {
+        KindSpec::Hotel(h) => {
+            tx.execute(
+                "INSERT INTO hotels (resource_id, city, time_zone, currency, check_out_time, booking_horizon_days)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (resource_id) DO UPDATE SET city = $2, time_zone = $3, currency = $4,
+                    check_out_time = $5, booking_horizon_days = $6",
+                &[&rid, &h.city, &h.time_zone, &h.currency.as_str(), &h.check_out_time, &i32::from(h.booking_horizon_days)],
+            )
+            .await
+            .map_err(db_err)?;
+            // Rooms and types are replaced wholesale; bookings keep their own copy of room ids.
+            tx.execute("DELETE FROM room_types WHERE hotel_id = $1", &[&rid]).await.map_err(db_err)?;
+            for (i, rt) in h.room_types.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO room_types (id, hotel_id, position, name, capacity_guests, base_price_minor)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &rt.id.0,
+                        &rid,
+                        &i32::try_from(i).map_err(corrupt)?,
+                        &rt.name,
+                        &i16::try_from(rt.capacity_guests).map_err(corrupt)?,
+                        &rt.base_price_minor,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+                if !rt.price_overrides.is_empty() {
+                    let nights: Vec<Date> = rt.price_overrides.keys().copied().collect();
+                    let prices: Vec<i64> = rt.price_overrides.values().copied().collect();
+                    tx.execute(
+                        "INSERT INTO room_prices (room_type_id, night, price_minor)
+                         SELECT $1, u.n, u.p FROM unnest($2::date[], $3::int8[]) AS u(n, p)",
+                        &[&rt.id.0, &nights, &prices],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+            }
+            if !h.rooms.is_empty() {
+                let ids: Vec<Uuid> = h.rooms.iter().map(|r| r.id.0).collect();
+                let types: Vec<Uuid> = h.rooms.iter().map(|r| r.room_type_id.0).collect();
+                let pos: Vec<i32> = (0..h.rooms.len()).map(|i| i32::try_from(i).map_err(corrupt)).collect::<Result<_, _>>()?;
+                let numbers: Vec<&str> = h.rooms.iter().map(|r| r.number.as_str()).collect();
+                tx.execute(
+                    "INSERT INTO rooms (id, hotel_id, room_type_id, position, number)
+                     SELECT u.id, $1, u.t, u.p, u.n FROM unnest($2::uuid[], $3::uuid[], $4::int4[], $5::text[]) AS u(id, t, p, n)",
+                    &[&rid, &ids, &types, &pos, &numbers],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        KindSpec::Event(e) => {
+            tx.execute(
+                "INSERT INTO events (resource_id, starts_at, ends_at, capacity, max_per_booking, currency, price_minor)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (resource_id) DO UPDATE SET starts_at = $2, ends_at = $3, capacity = $4,
+                    max_per_booking = $5, currency = $6, price_minor = $7",
+                &[
+                    &rid,
+                    &e.starts_at,
+                    &e.ends_at,
+                    &i32::try_from(e.capacity).map_err(corrupt)?,
+                    &i32::try_from(e.max_per_booking).map_err(corrupt)?,
+                    &e.currency.as_str(),
+                    &e.price_minor,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+            tx.execute("DELETE FROM ticket_categories WHERE event_id = $1", &[&rid]).await.map_err(db_err)?;
+            for (i, c) in e.categories.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO ticket_categories (id, event_id, position, name, capacity, price_minor)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&c.id.0, &rid, &i32::try_from(i).map_err(corrupt)?, &c.name, &i32::try_from(c.capacity).map_err(corrupt)?, &c.price_minor],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        KindSpec::Provider(p) => {
+            tx.execute(
+                "INSERT INTO providers (resource_id, time_zone, currency, price_minor, slot_minutes, buffer_minutes,
+                    min_notice_minutes, booking_horizon_days)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (resource_id) DO UPDATE SET time_zone = $2, currency = $3, price_minor = $4,
+                    slot_minutes = $5, buffer_minutes = $6, min_notice_minutes = $7, booking_horizon_days = $8",
+                &[
+                    &rid,
+                    &p.time_zone,
+                    &p.currency.as_str(),
+                    &p.price_minor,
+                    &minute(p.slot_minutes)?,
+                    &minute(p.buffer_minutes)?,
+                    &i32::try_from(p.min_notice_minutes).map_err(corrupt)?,
+                    &i32::from(p.booking_horizon_days),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+            tx.execute("DELETE FROM provider_hours WHERE provider_id = $1", &[&rid]).await.map_err(db_err)?;
+            tx.execute("DELETE FROM provider_overrides WHERE provider_id = $1", &[&rid]).await.map_err(db_err)?;
+            for d in &p.weekly {
+                for iv in &d.intervals {
+                    tx.execute(
+                        "INSERT INTO provider_hours (provider_id, weekday, start_minute, end_minute) VALUES ($1, $2, $3, $4)",
+                        &[&rid, &i16::from(d.weekday), &minute(iv.start_minute)?, &minute(iv.end_minute)?],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+            }
+            for o in &p.overrides {
+                if o.intervals.is_empty() {
+                    tx.execute(
+                        "INSERT INTO provider_overrides (provider_id, day, start_minute, end_minute) VALUES ($1, $2, NULL, NULL)",
+                        &[&rid, &o.date],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+                for iv in &o.intervals {
+                    tx.execute(
+                        "INSERT INTO provider_overrides (provider_id, day, start_minute, end_minute) VALUES ($1, $2, $3, $4)",
+                        &[&rid, &o.date, &minute(iv.start_minute)?, &minute(iv.end_minute)?],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- load -----------------------------------------------------------------------------------
+
+fn currency(s: &str) -> Result<Currency, StoreError> {
+    Currency::parse(s.trim()).map_err(corrupt)
+}
+
+fn u16_of(v: i32) -> Result<u16, StoreError> {
+    u16::try_from(v).map_err(corrupt)
+}
+
+fn booking_from_row(r: &Row) -> Result<Booking, StoreError> {
+    let status: String = r.try_get("status").map_err(unavailable)?;
+    let status = BookingStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown booking status {status}")))?;
+    let item_kind: String = r.try_get("item_kind").map_err(unavailable)?;
+    let get_uuid = |c: &str| -> Result<Uuid, StoreError> {
+        r.try_get::<_, Option<Uuid>>(c).map_err(unavailable)?.ok_or_else(|| corrupt(format!("{c} missing")))
+    };
+    let item = match item_kind.as_str() {
+        "stay" => BookingItem::Stay {
+            room_type_id: RoomTypeId(get_uuid("room_type_id")?),
+            room_id: RoomId(get_uuid("room_id")?),
+            check_in: r.try_get::<_, Option<Date>>("check_in").map_err(unavailable)?.ok_or_else(|| corrupt("check_in missing"))?,
+            check_out: r.try_get::<_, Option<Date>>("check_out").map_err(unavailable)?.ok_or_else(|| corrupt("check_out missing"))?,
+            guests: u16::try_from(r.try_get::<_, Option<i16>>("guests").map_err(unavailable)?.unwrap_or(0)).map_err(corrupt)?,
+        },
+        "tickets" => BookingItem::Tickets {
+            category_id: r.try_get::<_, Option<Uuid>>("category_id").map_err(unavailable)?.map(CategoryId),
+            quantity: u32::try_from(r.try_get::<_, Option<i32>>("quantity").map_err(unavailable)?.unwrap_or(0)).map_err(corrupt)?,
+        },
+        "appointment" => BookingItem::Appointment {
+            starts_at: r.try_get::<_, Option<Timestamp>>("starts_at").map_err(unavailable)?.ok_or_else(|| corrupt("starts_at missing"))?,
+            ends_at: r.try_get::<_, Option<Timestamp>>("ends_at").map_err(unavailable)?.ok_or_else(|| corrupt("ends_at missing"))?,
+        },
+        other => return Err(corrupt(format!("unknown item kind {other}"))),
+    };
+    let cur: String = r.try_get("currency").map_err(unavailable)?;
+    Ok(Booking {
+        id: BookingId(r.try_get("id").map_err(unavailable)?),
+        resource_id: ResourceId(r.try_get("resource_id").map_err(unavailable)?),
+        user_id: UserId(r.try_get("user_id").map_err(unavailable)?),
+        item,
+        status,
+        amount: Money::new(r.try_get("amount_minor").map_err(unavailable)?, currency(&cur)?),
+        hold_expires_at: r.try_get("hold_expires_at").map_err(unavailable)?,
+        payment_ref: r.try_get("payment_ref").map_err(unavailable)?,
+        refunded_minor: r.try_get("refunded_minor").map_err(unavailable)?,
+        waitlist_entry_id: r.try_get::<_, Option<Uuid>>("waitlist_entry_id").map_err(unavailable)?.map(WaitlistEntryId),
+        idempotency_key: r.try_get("idempotency_key").map_err(unavailable)?,
+        created_at: r.try_get("created_at").map_err(unavailable)?,
+        updated_at: r.try_get("updated_at").map_err(unavailable)?,
+    })
+}
+
+const BOOKING_COLUMNS: &str = "id, resource_id, item_kind, user_id, status, room_type_id, room_id, check_in, check_out,
+    guests, category_id, quantity, starts_at, ends_at, amount_minor, currency, hold_expires_at, payment_ref,
+    refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at";
+
+async fn read_kind_spec(c: &impl GenericClient, rid: Uuid, kind: ResourceKind) -> Result<KindSpec, StoreError> {
+    Ok(match kind {
+        ResourceKind::Hotel => {
+            let h = c
+                .query_one("SELECT city, time_zone, currency, check_out_time, booking_horizon_days FROM hotels WHERE resource_id = $1", &[&rid])
+                .await
+                .map_err(db_err)?;
+            let types = c
+                .query("SELECT id, name, capacity_guests, base_price_minor FROM room_types WHERE hotel_id = $1 ORDER BY position", &[&rid])
+                .await
+                .map_err(db_err)?;
+            let prices = c
+                .query(
+                    "SELECT p.room_type_id, p.night, p.price_minor FROM room_prices p JOIN room_types t ON t.id = p.room_type_id
+                     WHERE t.hotel_id = $1",
+                    &[&rid],
+                )
+                .await
+                .map_err(db_err)?;
+            let mut overrides: HashMap<Uuid, BTreeMap<Date, i64>> = HashMap::new();
+            for p in &prices {
+                overrides.entry(p.get(0)).or_default().insert(p.get(1), p.get(2));
+            }
+            let rooms = c
+                .query("SELECT id, number, room_type_id FROM rooms WHERE hotel_id = $1 ORDER BY position", &[&rid])
+                .await
+                .map_err(db_err)?;
+            let cur: String = h.get(2);
+            KindSpec::Hotel(HotelSpec {
+                city: h.get(0),
+                time_zone: h.get(1),
+                currency: currency(&cur)?,
+                check_out_time: h.get::<_, Time>(3),
+                booking_horizon_days: u16_of(h.get::<_, i32>(4))?,
+                room_types: types
+                    .iter()
+                    .map(|t| {
+                        let id: Uuid = t.get(0);
+                        Ok(RoomTypeSpec {
+                            id: RoomTypeId(id),
+                            name: t.get(1),
+                            capacity_guests: u16::try_from(t.get::<_, i16>(2)).map_err(corrupt)?,
+                            base_price_minor: t.get(3),
+                            price_overrides: overrides.remove(&id).unwrap_or_default(),
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+                rooms: rooms
+                    .iter()
+                    .map(|r| RoomSpec { id: RoomId(r.get(0)), number: r.get(1), room_type_id: RoomTypeId(r.get(2)) })
+                    .collect(),
+            })
+        }
+        ResourceKind::Event => {
+            let e = c
+                .query_one(
+                    "SELECT starts_at, ends_at, capacity, max_per_booking, currency, price_minor FROM events WHERE resource_id = $1",
+                    &[&rid],
+                )
+                .await
+                .map_err(db_err)?;
+            let cats = c
+                .query("SELECT id, name, capacity, price_minor FROM ticket_categories WHERE event_id = $1 ORDER BY position", &[&rid])
+                .await
+                .map_err(db_err)?;
+            let cur: String = e.get(4);
+            KindSpec::Event(EventSpec {
+                starts_at: e.get(0),
+                ends_at: e.get(1),
+                capacity: u32::try_from(e.get::<_, i32>(2)).map_err(corrupt)?,
+                max_per_booking: u32::try_from(e.get::<_, i32>(3)).map_err(corrupt)?,
+                currency: currency(&cur)?,
+                price_minor: e.get(5),
+                categories: cats
+                    .iter()
+                    .map(|c| {
+                        Ok(CategorySpec {
+                            id: CategoryId(c.get(0)),
+                            name: c.get(1),
+                            capacity: u32::try_from(c.get::<_, i32>(2)).map_err(corrupt)?,
+                            price_minor: c.get(3),
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+            })
+        }
+        ResourceKind::Provider => {
+            let p = c
+                .query_one(
+                    "SELECT time_zone, currency, price_minor, slot_minutes, buffer_minutes, min_notice_minutes, booking_horizon_days
+                     FROM providers WHERE resource_id = $1",
+                    &[&rid],
+                )
+                .await
+                .map_err(db_err)?;
+            let hours = c
+                .query(
+                    "SELECT weekday, start_minute, end_minute FROM provider_hours WHERE provider_id = $1 ORDER BY weekday, start_minute",
+                    &[&rid],
+                )
+                .await
+                .map_err(db_err)?;
+            let ovs = c
+                .query(
+                    "SELECT day, start_minute, end_minute FROM provider_overrides WHERE provider_id = $1 ORDER BY day, start_minute",
+                    &[&rid],
+                )
+                .await
+                .map_err(db_err)?;
+            let mut weekly: Vec<DayHours> = Vec::new();
+            for h in &hours {
+                let wd = u8::try_from(h.get::<_, i16>(0)).map_err(corrupt)?;
+                let iv = LocalInterval {
+                    start_minute: u16::try_from(h.get::<_, i16>(1)).map_err(corrupt)?,
+                    end_minute: u16::try_from(h.get::<_, i16>(2)).map_err(corrupt)?,
+                };
+                match weekly.last_mut() {
+                    Some(d) if d.weekday == wd => d.intervals.push(iv),
+                    _ => weekly.push(DayHours { weekday: wd, intervals: vec![iv] }),
+                }
+            }
+            let mut overrides: Vec<DateOverride> = Vec::new();
+            for o in &ovs {
+                let day: Date = o.get(0);
+                let iv = match (o.get::<_, Option<i16>>(1), o.get::<_, Option<i16>>(2)) {
+                    (Some(s), Some(e)) => Some(LocalInterval {
+                        start_minute: u16::try_from(s).map_err(corrupt)?,
+                        end_minute: u16::try_from(e).map_err(corrupt)?,
+                    }),
+                    _ => None,
+                };
+                if overrides.last().map(|d| d.date) != Some(day) {
+                    overrides.push(DateOverride { date: day, intervals: Vec::new() });
+                }
+                if let (Some(d), Some(iv)) = (overrides.last_mut(), iv) {
+                    d.intervals.push(iv);
+                }
+            }
+            let cur: String = p.get(1);
+            KindSpec::Provider(ProviderSpec {
+                time_zone: p.get(0),
+                currency: currency(&cur)?,
+                price_minor: p.get(2),
+                slot_minutes: u16::try_from(p.get::<_, i16>(3)).map_err(corrupt)?,
+                buffer_minutes: u16::try_from(p.get::<_, i16>(4)).map_err(corrupt)?,
+                min_notice_minutes: u32::try_from(p.get::<_, i32>(5)).map_err(corrupt)?,
+                booking_horizon_days: u16_of(p.get::<_, i32>(6))?,
+                weekly,
+                overrides,
+            })
+        }
+    })
+}
+
+async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedResource>, StoreError> {
+    let mut client = store.client().await?;
+    // One snapshot for the whole read, so the spec, bookings and version agree.
+    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(db_err)?;
+    let rid = id.0;
+    let Some(r) = tx
+        .query_opt("SELECT kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version FROM resources WHERE id = $1", &[&rid])
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let kind_s: String = r.get(0);
+    let kind = ResourceKind::parse(&kind_s).ok_or_else(|| corrupt(format!("unknown resource kind {kind_s}")))?;
+    let spec = ResourceSpec {
+        name: r.get(1),
+        owner_id: UserId(r.get(2)),
+        hold_ttl_secs: u32::try_from(r.get::<_, i32>(3)).map_err(corrupt)?,
+        offer_ttl_secs: u32::try_from(r.get::<_, i32>(4)).map_err(corrupt)?,
+        kind: read_kind_spec(&tx, rid, kind).await?,
+    };
+    let version: i64 = r.get(5);
+    let rows = tx
+        .query(
+            &format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE resource_id = $1 AND status IN ('held', 'confirmed')"),
+            &[&rid],
+        )
+        .await
+        .map_err(db_err)?;
+    let bookings = rows.iter().map(booking_from_row).collect::<Result<Vec<_>, _>>()?;
+    let rows = tx
+        .query(
+            "SELECT id, user_id, wish, status, position, offer_booking_id, offer_expires_at, joined_at, updated_at
+             FROM waitlist_entries WHERE resource_id = $1 AND status IN ('waiting', 'offered') ORDER BY position",
+            &[&rid],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut waitlist = Vec::with_capacity(rows.len());
+    for w in &rows {
+        let status: String = w.get(3);
+        let wish: serde_json::Value = w.get(2);
+        waitlist.push(WaitlistEntry {
+            id: WaitlistEntryId(w.get(0)),
+            resource_id: id,
+            user_id: UserId(w.get(1)),
+            wish: serde_json::from_value::<Wish>(wish).map_err(corrupt)?,
+            status: WaitlistStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown waitlist status {status}")))?,
+            position: w.get(4),
+            offer_booking_id: w.get::<_, Option<Uuid>>(5).map(BookingId),
+            offer_expires_at: w.get(6),
+            joined_at: w.get(7),
+            updated_at: w.get(8),
+        });
+    }
+    // Retention is measured from the newest record, not the database clock, so a resource
+    // driven by an injected clock keeps the same records as in memory.
+    let rows = tx
+        .query(
+            "SELECT scope, key, fingerprint, result, created_at FROM idempotency_keys
+             WHERE resource_id = $1 AND created_at > (SELECT max(created_at) FROM idempotency_keys WHERE resource_id = $1) - interval '24 hours'",
+            &[&rid],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut idempotency = Vec::with_capacity(rows.len());
+    for k in &rows {
+        let result: serde_json::Value = k.get(3);
+        idempotency.push(IdempotencyRecord {
+            scope: k.get(0),
+            key: k.get(1),
+            fingerprint: k.get(2),
+            result: serde_json::from_value(result).map_err(corrupt)?,
+            at: k.get(4),
+        });
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(LoadedResource { spec, version, bookings, waitlist, idempotency }))
+}
+
+impl Store for PgStore {
+    fn load(&self, id: ResourceId) -> StoreFuture<Option<LoadedResource>> {
+        Box::pin(load_resource(self.clone(), id))
+    }
+
+    fn commit(&self, batch: CommitBatch) -> StoreFuture<i64> {
+        Box::pin(commit_batch(self.clone(), batch))
+    }
+
+    fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let row = c
+                .query_opt(&format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND resource_id = $2"), &[&booking_id.0, &resource_id.0])
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(booking_from_row).transpose()
+        })
+    }
+
+    fn locate_booking(&self, booking_id: BookingId) -> StoreFuture<Option<ResourceId>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let row = c.query_opt("SELECT resource_id FROM bookings WHERE id = $1", &[&booking_id.0]).await.map_err(db_err)?;
+            Ok(row.map(|r| ResourceId(r.get(0))))
+        })
+    }
+
+    fn resources_with_lapsed_holds(&self, now: Timestamp, limit: i64) -> StoreFuture<Vec<ResourceId>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let rows = c
+                .query(
+                    "SELECT DISTINCT resource_id FROM bookings WHERE status = 'held' AND hold_expires_at <= $1 LIMIT $2",
+                    &[&now, &limit],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(rows.iter().map(|r| ResourceId(r.get(0))).collect())
+        })
+    }
+
+    fn list_resources(&self, kind: Option<ResourceKind>, limit: i64) -> StoreFuture<Vec<ResourceSummary>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let k = kind.map(ResourceKind::as_str);
+            let rows = c
+                .query(
+                    "SELECT id, kind, name, version FROM resources WHERE ($1::text IS NULL OR kind = $1) ORDER BY id LIMIT $2",
+                    &[&k, &limit],
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    let ks: String = r.get(1);
+                    Ok(ResourceSummary {
+                        id: ResourceId(r.get(0)),
+                        kind: ResourceKind::parse(&ks).ok_or_else(|| corrupt(format!("unknown kind {ks}")))?,
+                        name: r.get(2),
+                        version: r.get(3),
+                    })
+                })
+                .collect()
+        })
+    }
+}

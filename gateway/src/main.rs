@@ -1,0 +1,1 @@
+fn main() { println!("gateway: see issue 3"); }
