@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod fixtures;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

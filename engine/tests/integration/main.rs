@@ -1,0 +1,8 @@
+//! Integration tests of the engine against the real PostgreSQL (and the in-memory store).
+//! One test binary: every module below shares `common`.
+
+mod common;
+mod conformance;
+mod races;
+mod restart;
+mod simulation;
