@@ -17,9 +17,12 @@ use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::pin::pin;
 use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -181,43 +184,74 @@ struct BookingCols {
     updated_at: Vec<Timestamp>,
 }
 
+/// The kind-specific columns of a booking row (NULL where the kind has none).
+struct ItemCols {
+    kind: &'static str,
+    room_type_id: Option<Uuid>,
+    room_id: Option<Uuid>,
+    check_in: Option<Date>,
+    check_out: Option<Date>,
+    guests: Option<i16>,
+    category_id: Option<Uuid>,
+    quantity: Option<i32>,
+    starts_at: Option<Timestamp>,
+    ends_at: Option<Timestamp>,
+}
+
+impl ItemCols {
+    fn of(item: &BookingItem) -> Result<ItemCols, StoreError> {
+        let mut c = ItemCols {
+            kind: "",
+            room_type_id: None,
+            room_id: None,
+            check_in: None,
+            check_out: None,
+            guests: None,
+            category_id: None,
+            quantity: None,
+            starts_at: None,
+            ends_at: None,
+        };
+        match item {
+            BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests } => {
+                c.kind = "stay";
+                c.room_type_id = Some(room_type_id.0);
+                c.room_id = Some(room_id.0);
+                c.check_in = Some(*check_in);
+                c.check_out = Some(*check_out);
+                c.guests = Some(i16::try_from(*guests).map_err(corrupt)?);
+            }
+            BookingItem::Tickets { category_id, quantity } => {
+                c.kind = "tickets";
+                c.category_id = category_id.map(|x| x.0);
+                c.quantity = Some(i32::try_from(*quantity).map_err(corrupt)?);
+            }
+            BookingItem::Appointment { starts_at, ends_at } => {
+                c.kind = "appointment";
+                c.starts_at = Some(*starts_at);
+                c.ends_at = Some(*ends_at);
+            }
+        }
+        Ok(c)
+    }
+}
+
 impl BookingCols {
     fn push(&mut self, b: &Booking) -> Result<(), StoreError> {
+        let c = ItemCols::of(&b.item)?;
         self.id.push(b.id.0);
         self.user_id.push(b.user_id.0);
         self.status.push(b.status.as_str());
-        let (mut rt, mut room, mut ci, mut co, mut g, mut cat, mut q, mut s, mut e) =
-            (None, None, None, None, None, None, None, None, None);
-        let kind = match &b.item {
-            BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests } => {
-                rt = Some(room_type_id.0);
-                room = Some(room_id.0);
-                ci = Some(*check_in);
-                co = Some(*check_out);
-                g = Some(i16::try_from(*guests).map_err(corrupt)?);
-                "stay"
-            }
-            BookingItem::Tickets { category_id, quantity } => {
-                cat = category_id.map(|c| c.0);
-                q = Some(i32::try_from(*quantity).map_err(corrupt)?);
-                "tickets"
-            }
-            BookingItem::Appointment { starts_at, ends_at } => {
-                s = Some(*starts_at);
-                e = Some(*ends_at);
-                "appointment"
-            }
-        };
-        self.item_kind.push(kind);
-        self.room_type_id.push(rt);
-        self.room_id.push(room);
-        self.check_in.push(ci);
-        self.check_out.push(co);
-        self.guests.push(g);
-        self.category_id.push(cat);
-        self.quantity.push(q);
-        self.starts_at.push(s);
-        self.ends_at.push(e);
+        self.item_kind.push(c.kind);
+        self.room_type_id.push(c.room_type_id);
+        self.room_id.push(c.room_id);
+        self.check_in.push(c.check_in);
+        self.check_out.push(c.check_out);
+        self.guests.push(c.guests);
+        self.category_id.push(c.category_id);
+        self.quantity.push(c.quantity);
+        self.starts_at.push(c.starts_at);
+        self.ends_at.push(c.ends_at);
         self.amount_minor.push(b.amount.amount_minor);
         self.currency.push(b.amount.currency.as_str().to_owned());
         self.hold_expires_at.push(b.hold_expires_at);
@@ -229,6 +263,71 @@ impl BookingCols {
         self.updated_at.push(b.updated_at);
         Ok(())
     }
+}
+
+/// Bookings created in this batch are plain inserts: binary COPY is the cheapest way in.
+const COPY_BOOKINGS: &str = "COPY bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id,
+    check_in, check_out, guests, category_id, quantity, starts_at, ends_at, amount_minor, currency,
+    hold_expires_at, payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
+    FROM STDIN (FORMAT binary)";
+const COPY_BOOKINGS_TYPES: [Type; 23] = [
+    Type::UUID, Type::UUID, Type::TEXT, Type::UUID, Type::TEXT, Type::UUID, Type::UUID, Type::DATE, Type::DATE,
+    Type::INT2, Type::UUID, Type::INT4, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8, Type::BPCHAR,
+    Type::TIMESTAMPTZ, Type::TEXT, Type::INT8, Type::UUID, Type::TEXT, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ,
+];
+
+async fn copy_new_bookings(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Booking]) -> Result<(), StoreError> {
+    let sink = tx.copy_in(COPY_BOOKINGS).await.map_err(db_err)?;
+    let mut w = pin!(BinaryCopyInWriter::new(sink, &COPY_BOOKINGS_TYPES));
+    for b in rows {
+        let c = ItemCols::of(&b.item)?;
+        let entry = b.waitlist_entry_id.map(|x| x.0);
+        w.as_mut()
+            .write(&[
+                &b.id.0, &rid, &c.kind, &b.user_id.0, &b.status.as_str(), &c.room_type_id, &c.room_id, &c.check_in,
+                &c.check_out, &c.guests, &c.category_id, &c.quantity, &c.starts_at, &c.ends_at, &b.amount.amount_minor,
+                &b.amount.currency.as_str(), &b.hold_expires_at, &b.payment_ref, &b.refunded_minor, &entry,
+                &b.idempotency_key, &b.created_at, &b.updated_at,
+            ])
+            .await
+            .map_err(db_err)?;
+    }
+    w.finish().await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn copy_history(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Transition]) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in("COPY booking_history (booking_id, resource_id, from_status, to_status, at, by_role, by_user, reason) FROM STDIN (FORMAT binary)")
+        .await
+        .map_err(db_err)?;
+    let types = [Type::UUID, Type::UUID, Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::UUID, Type::TEXT];
+    let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
+    for t in rows {
+        let (role, usr) = role_of(&t.by);
+        let from = t.from.map(BookingStatus::as_str);
+        w.as_mut()
+            .write(&[&t.booking_id.0, &rid, &from, &t.to.as_str(), &t.at, &role, &usr, &t.reason])
+            .await
+            .map_err(db_err)?;
+    }
+    w.finish().await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn copy_outbox(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Notification]) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in("COPY outbox (resource_id, kind, user_id, booking_id, entry_id, created_at) FROM STDIN (FORMAT binary)")
+        .await
+        .map_err(db_err)?;
+    let types = [Type::UUID, Type::TEXT, Type::UUID, Type::UUID, Type::UUID, Type::TIMESTAMPTZ];
+    let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
+    for n in rows {
+        let (b, e) = (n.booking_id.map(|x| x.0), n.entry_id.map(|x| x.0));
+        w.as_mut().write(&[&rid, &n.kind.as_str(), &n.user_id.0, &b, &e, &n.at]).await.map_err(db_err)?;
+    }
+    w.finish().await.map_err(db_err)?;
+    Ok(())
 }
 
 const UPSERT_BOOKINGS: &str = "
@@ -253,17 +352,6 @@ ON CONFLICT (id) DO UPDATE SET
     ends_at = EXCLUDED.ends_at, amount_minor = EXCLUDED.amount_minor,
     hold_expires_at = EXCLUDED.hold_expires_at, payment_ref = EXCLUDED.payment_ref,
     refunded_minor = EXCLUDED.refunded_minor, updated_at = EXCLUDED.updated_at";
-
-const INSERT_HISTORY: &str = "
-INSERT INTO booking_history (booking_id, resource_id, from_status, to_status, at, by_role, by_user, reason)
-SELECT u.b, $1, u.f, u.t, u.at, u.role, u.usr, u.reason
-FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::uuid[], $8::text[])
-    AS u(b, f, t, at, role, usr, reason)";
-
-const INSERT_OUTBOX: &str = "
-INSERT INTO outbox (resource_id, kind, user_id, booking_id, entry_id, created_at)
-SELECT $1, u.k, u.usr, u.b, u.e, u.at
-FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[]) AS u(k, usr, b, e, at)";
 
 const UPSERT_WAITLIST: &str = "
 INSERT INTO waitlist_entries (id, resource_id, user_id, wish, status, position, offer_booking_id,
@@ -393,9 +481,15 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
             Change::Idempotency(r) => idem.push(r),
         }
     }
-    if !bookings.is_empty() {
+    // Created in this batch (their first transition is in it): COPY. Already stored: upsert.
+    let created: HashSet<BookingId> = history.iter().filter(|t| t.from.is_none()).map(|t| t.booking_id).collect();
+    let (fresh, known): (Vec<&Booking>, Vec<&Booking>) = bookings.iter().partition(|b| created.contains(&b.id));
+    if !fresh.is_empty() {
+        copy_new_bookings(&tx, rid, &fresh).await?;
+    }
+    if !known.is_empty() {
         let mut cols = BookingCols::default();
-        for b in &bookings {
+        for b in &known {
             cols.push(b)?;
         }
         let stmt = tx.prepare_cached(UPSERT_BOOKINGS).await.map_err(db_err)?;
@@ -431,16 +525,7 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
         .map_err(db_err)?;
     }
     if !history.is_empty() {
-        let b: Vec<Uuid> = history.iter().map(|t| t.booking_id.0).collect();
-        let f: Vec<Option<&str>> = history.iter().map(|t| t.from.map(BookingStatus::as_str)).collect();
-        let to: Vec<&str> = history.iter().map(|t| t.to.as_str()).collect();
-        let at: Vec<Timestamp> = history.iter().map(|t| t.at).collect();
-        let roles: Vec<(&str, Option<Uuid>)> = history.iter().map(|t| role_of(&t.by)).collect();
-        let role: Vec<&str> = roles.iter().map(|r| r.0).collect();
-        let usr: Vec<Option<Uuid>> = roles.iter().map(|r| r.1).collect();
-        let reason: Vec<&str> = history.iter().map(|t| t.reason.as_str()).collect();
-        let stmt = tx.prepare_cached(INSERT_HISTORY).await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &b, &f, &to, &at, &role, &usr, &reason]).await.map_err(db_err)?;
+        copy_history(&tx, rid, &history).await?;
     }
     if !entries.is_empty() {
         let id: Vec<Uuid> = entries.iter().map(|e| e.id.0).collect();
@@ -457,13 +542,7 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
         tx.execute(&stmt, &[&rid, &id, &usr, &wish, &status, &pos, &ob, &oe, &j, &upd]).await.map_err(db_err)?;
     }
     if !outbox.is_empty() {
-        let k: Vec<&str> = outbox.iter().map(|n| n.kind.as_str()).collect();
-        let usr: Vec<Uuid> = outbox.iter().map(|n| n.user_id.0).collect();
-        let b: Vec<Option<Uuid>> = outbox.iter().map(|n| n.booking_id.map(|x| x.0)).collect();
-        let e: Vec<Option<Uuid>> = outbox.iter().map(|n| n.entry_id.map(|x| x.0)).collect();
-        let at: Vec<Timestamp> = outbox.iter().map(|n| n.at).collect();
-        let stmt = tx.prepare_cached(INSERT_OUTBOX).await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &k, &usr, &b, &e, &at]).await.map_err(db_err)?;
+        copy_outbox(&tx, rid, &outbox).await?;
     }
     if !idem.is_empty() {
         let s: Vec<&str> = idem.iter().map(|r| r.scope.as_str()).collect();
