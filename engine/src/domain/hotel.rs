@@ -12,7 +12,6 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use uuid::Uuid;
 
 pub const MAX_ROOM_TYPES: usize = 100;
 pub const MAX_ROOMS: usize = 10_000;
@@ -160,9 +159,137 @@ fn days_between(a: Date, b: Date) -> i64 {
     a.duration_until(b).as_hours() / 24
 }
 
-/// Stays of one room: `(check_in, booking) -> check_out`. Keyed with the booking id too, so a
-/// misuse of `take` can never silently overwrite another stay (check_invariants reports it).
-type RoomStays = BTreeMap<(Date, BookingId), Date>;
+/// Nights `[first, end)` as day numbers, computed once per query rather than once per room.
+#[derive(Clone, Copy, Debug)]
+struct NightRange {
+    first: i64,
+    end: i64,
+}
+
+impl NightRange {
+    fn of(check_in: Date, check_out: Date) -> NightRange {
+        const EPOCH: Date = Date::constant(2000, 1, 1);
+        NightRange { first: days_between(EPOCH, check_in), end: days_between(EPOCH, check_out) }
+    }
+}
+
+/// Occupied nights of one room, one bit per night, so "free for every night" reads a few
+/// contiguous words (a 365-night check is 6 words) and stays cache-friendly across thousands
+/// of rooms. Kept trimmed (no zero word at either end), so equal sets compare equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Nights {
+    first_word: i64,
+    words: Vec<u64>,
+}
+
+impl Nights {
+    /// Bits of word `w` that fall in `r`.
+    fn mask(w: i64, r: NightRange) -> u64 {
+        let lo = (r.first - w * 64).clamp(0, 64);
+        let hi = (r.end - w * 64).clamp(0, 64);
+        if hi <= lo {
+            0
+        } else if hi - lo == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << (hi - lo)) - 1) << lo
+        }
+    }
+
+    fn word_span(&self, r: NightRange) -> std::ops::RangeInclusive<i64> {
+        let last = self.first_word + self.words.len() as i64 - 1;
+        r.first.div_euclid(64).max(self.first_word)..=(r.end - 1).div_euclid(64).min(last)
+    }
+
+    fn is_free(&self, r: NightRange) -> bool {
+        r.first >= r.end
+            || self.word_span(r).all(|w| {
+                let word = usize::try_from(w - self.first_word).ok().and_then(|i| self.words.get(i));
+                word.is_none_or(|x| x & Nights::mask(w, r) == 0)
+            })
+    }
+
+    fn insert(&mut self, r: NightRange) {
+        if r.first >= r.end {
+            return;
+        }
+        let (wa, wb) = (r.first.div_euclid(64), (r.end - 1).div_euclid(64));
+        if self.words.is_empty() {
+            self.first_word = wa;
+        } else if wa < self.first_word {
+            let grow = usize::try_from(self.first_word - wa).unwrap_or(0);
+            self.words.splice(0..0, std::iter::repeat_n(0, grow));
+            self.first_word = wa;
+        }
+        let need = usize::try_from(wb - self.first_word + 1).unwrap_or(0);
+        if need > self.words.len() {
+            self.words.resize(need, 0);
+        }
+        self.apply(r, |x, m| x | m);
+    }
+
+    fn remove(&mut self, r: NightRange) {
+        if r.first >= r.end || self.words.is_empty() {
+            return;
+        }
+        self.apply(r, |x, m| x & !m);
+        while self.words.last() == Some(&0) {
+            self.words.pop();
+        }
+        let lead = self.words.iter().take_while(|&&x| x == 0).count();
+        if lead > 0 {
+            self.words.drain(..lead);
+            self.first_word += lead as i64;
+        }
+        if self.words.is_empty() {
+            self.first_word = 0;
+        }
+    }
+
+    fn apply(&mut self, r: NightRange, f: impl Fn(u64, u64) -> u64) {
+        for w in self.word_span(r) {
+            let first = self.first_word;
+            if let Some(x) = usize::try_from(w - first).ok().and_then(|i| self.words.get_mut(i)) {
+                *x = f(*x, Nights::mask(w, r));
+            }
+        }
+    }
+}
+
+/// One room's active stays: `(check_in, booking) -> check_out` for bookkeeping and the
+/// invariant check (keyed with the booking id so a misused `take` never silently overwrites
+/// another stay), plus the same nights as bits for fast free checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RoomStays {
+    stays: BTreeMap<(Date, BookingId), Date>,
+    nights: Nights,
+}
+
+impl RoomStays {
+    fn is_empty(&self) -> bool {
+        self.stays.is_empty()
+    }
+    fn is_free(&self, r: NightRange) -> bool {
+        self.nights.is_free(r)
+    }
+    fn insert(&mut self, id: BookingId, check_in: Date, check_out: Date) {
+        self.stays.insert((check_in, id), check_out);
+        self.nights.insert(NightRange::of(check_in, check_out));
+    }
+    fn remove(&mut self, id: BookingId, check_in: Date) {
+        if let Some(check_out) = self.stays.remove(&(check_in, id)) {
+            self.nights.remove(NightRange::of(check_in, check_out));
+            return;
+        }
+        // Not where the item says: drop whatever this booking holds on the room.
+        let gone: Vec<(Date, Date)> =
+            self.stays.iter().filter(|((_, b), _)| *b == id).map(|((ci, _), co)| (*ci, *co)).collect();
+        for (ci, co) in gone {
+            self.stays.remove(&(ci, id));
+            self.nights.remove(NightRange::of(ci, co));
+        }
+    }
+}
 
 /// Positions into the spec, rebuilt whenever the spec changes.
 #[derive(Clone, Debug)]
@@ -181,16 +308,17 @@ impl Layout {
         let mut room_index = HashMap::with_capacity(spec.rooms.len());
         for (i, r) in spec.rooms.iter().enumerate() {
             room_index.insert(r.id, i);
-            if let Some(&t) = type_index.get(&r.room_type_id) {
-                rooms_of_type[t].push(i);
+            if let Some(rooms) = type_index.get(&r.room_type_id).and_then(|&t| rooms_of_type.get_mut(t)) {
+                rooms.push(i);
             }
         }
         Layout { type_index, room_index, rooms_of_type }
     }
 }
 
-/// A validated hotel plus its occupancy index: per room, the active stays sorted by check-in.
-/// Finding whether a room is free for `[check_in, check_out)` is one range query, O(log n).
+/// A validated hotel plus its occupancy index: per room, the active stays sorted by check-in
+/// and their nights as bits. Whether a room is free for `[check_in, check_out)` costs a few
+/// word reads, whatever the number of stays or the length of the range.
 #[derive(Clone, Debug)]
 pub struct HotelInventory {
     spec: HotelSpec,
@@ -216,7 +344,7 @@ impl HotelInventory {
         spec.validate()?;
         let tz = parse_zone(&spec.time_zone)?;
         let layout = Layout::of(&spec);
-        let stays = vec![RoomStays::new(); spec.rooms.len()];
+        let stays = vec![RoomStays::default(); spec.rooms.len()];
         Ok(HotelInventory { spec, tz, layout, stays })
     }
 
@@ -255,7 +383,7 @@ impl HotelInventory {
                 Some(_) => {}
             }
         }
-        let mut stays = vec![RoomStays::new(); spec.rooms.len()];
+        let mut stays = vec![RoomStays::default(); spec.rooms.len()];
         for (old_pos, old_stays) in std::mem::take(&mut self.stays).into_iter().enumerate() {
             let new_pos = self.spec.rooms.get(old_pos).and_then(|r| layout.room_index.get(&r.id));
             if let Some(&p) = new_pos {
@@ -285,13 +413,14 @@ impl HotelInventory {
         let nights = check_dates(check_in, check_out, &mut p);
         p.into_result(())?;
         self.check_window(check_in, now)?;
+        let nights_range = NightRange::of(check_in, check_out);
         let mut out = Vec::with_capacity(self.spec.room_types.len());
         for (t, rt) in self.spec.room_types.iter().enumerate() {
             if guests.is_some_and(|g| rt.capacity_guests < g) {
                 continue;
             }
             let rooms = self.layout.rooms_of_type.get(t).map(Vec::as_slice).unwrap_or(&[]);
-            let free = rooms.iter().filter(|&&r| self.room_free(r, check_in, check_out)).count();
+            let free = rooms.iter().filter(|&&r| self.room_free(r, nights_range)).count();
             out.push(RoomTypeAvailability {
                 room_type_id: rt.id,
                 name: rt.name.clone(),
@@ -361,23 +490,13 @@ impl HotelInventory {
         Ok(CheckedStay { type_pos, room_pos, nights })
     }
 
-    /// True if no indexed stay on room `r` overlaps `[check_in, check_out)`. Stays on a room
-    /// are disjoint, so only the last one starting before `check_out` can overlap.
-    fn room_free(&self, r: usize, check_in: Date, check_out: Date) -> bool {
-        let Some(stays) = self.stays.get(r) else { return false };
-        match stays.range(..(check_out, BookingId(Uuid::nil()))).next_back() {
-            Some((_, &end)) => end <= check_in,
-            None => true,
-        }
+    /// True if room `r` has no active stay on any of the nights.
+    fn room_free(&self, r: usize, nights: NightRange) -> bool {
+        self.stays.get(r).is_some_and(|s| s.is_free(nights))
     }
 
-    fn first_free_room(&self, type_pos: usize, check_in: Date, check_out: Date) -> Option<usize> {
-        self.layout
-            .rooms_of_type
-            .get(type_pos)?
-            .iter()
-            .copied()
-            .find(|&r| self.room_free(r, check_in, check_out))
+    fn first_free_room(&self, type_pos: usize, nights: NightRange) -> Option<usize> {
+        self.layout.rooms_of_type.get(type_pos)?.iter().copied().find(|&r| self.room_free(r, nights))
     }
 
     /// Sum over the nights of (override for that date, else base), as base × nights plus the
@@ -405,10 +524,11 @@ impl HotelInventory {
         now: Timestamp,
     ) -> Result<Placement, DomainError> {
         let c = self.check_stay(room_type_id, room_id, check_in, check_out, guests, now)?;
+        let nights = NightRange::of(check_in, check_out);
         let room = match c.room_pos {
-            Some(r) if self.room_free(r, check_in, check_out) => r,
+            Some(r) if self.room_free(r, nights) => r,
             Some(_) => return Err(DomainError::NoRoomAvailable),
-            None => self.first_free_room(c.type_pos, check_in, check_out).ok_or(DomainError::NoRoomAvailable)?,
+            None => self.first_free_room(c.type_pos, nights).ok_or(DomainError::NoRoomAvailable)?,
         };
         let rt = self.spec.room_types.get(c.type_pos).ok_or(DomainError::NoRoomAvailable)?;
         let room_id = self.spec.rooms.get(room).map(|r| r.id).ok_or(DomainError::NoRoomAvailable)?;
@@ -464,21 +584,18 @@ impl Inventory for HotelInventory {
     }
 
     fn take(&mut self, id: BookingId, item: &BookingItem) {
-        if let BookingItem::Stay { room_id, check_in, check_out, .. } = item {
-            if let Some(stays) = self.layout.room_index.get(room_id).and_then(|&r| self.stays.get_mut(r)) {
-                stays.insert((*check_in, id), *check_out);
-            }
+        if let BookingItem::Stay { room_id, check_in, check_out, .. } = item
+            && let Some(stays) = self.layout.room_index.get(room_id).and_then(|&r| self.stays.get_mut(r))
+        {
+            stays.insert(id, *check_in, *check_out);
         }
     }
 
     fn free(&mut self, id: BookingId, item: &BookingItem) {
-        if let BookingItem::Stay { room_id, check_in, .. } = item {
-            if let Some(stays) = self.layout.room_index.get(room_id).and_then(|&r| self.stays.get_mut(r)) {
-                if stays.remove(&(*check_in, id)).is_none() {
-                    // Not where the item says: drop whatever this booking holds on the room.
-                    stays.retain(|(_, b), _| *b != id);
-                }
-            }
+        if let BookingItem::Stay { room_id, check_in, .. } = item
+            && let Some(stays) = self.layout.room_index.get(room_id).and_then(|&r| self.stays.get_mut(r))
+        {
+            stays.remove(id, *check_in);
         }
     }
 
@@ -495,13 +612,12 @@ impl Inventory for HotelInventory {
             .get(room_id)
             .copied()
             .filter(|&r| self.spec.rooms.get(r).is_some_and(|room| room.room_type_id == *room_type_id));
-        if let Some(r) = same {
-            if self.room_free(r, *check_in, *check_out) {
-                return Some(item.clone());
-            }
+        let nights = NightRange::of(*check_in, *check_out);
+        if same.is_some_and(|r| self.room_free(r, nights)) {
+            return Some(item.clone());
         }
         let t = *self.layout.type_index.get(room_type_id)?;
-        let r = self.first_free_room(t, *check_in, *check_out)?;
+        let r = self.first_free_room(t, nights)?;
         let new_room = self.spec.rooms.get(r)?.id;
         Some(BookingItem::Stay {
             room_type_id: *room_type_id,
@@ -534,7 +650,7 @@ impl Inventory for HotelInventory {
     }
 
     fn check_invariants(&self, active: &[(BookingId, &BookingItem)]) -> Result<(), String> {
-        let mut expected = vec![RoomStays::new(); self.spec.rooms.len()];
+        let mut expected = vec![RoomStays::default(); self.spec.rooms.len()];
         for (id, item) in active {
             let BookingItem::Stay { room_type_id, room_id, check_in, check_out, .. } = item else {
                 return Err(format!("non-stay item on a hotel: {item:?}"));
@@ -549,32 +665,32 @@ impl Inventory for HotelInventory {
                 return Err(format!("stay {id} names room type {room_type_id} but room {room_id} is of another type"));
             }
             if let Some(stays) = expected.get_mut(r) {
-                if stays.insert((*check_in, *id), *check_out).is_some() {
+                if stays.stays.contains_key(&(*check_in, *id)) {
                     return Err(format!("stay {id} is listed twice"));
                 }
+                stays.insert(*id, *check_in, *check_out);
             }
         }
         for (r, stays) in expected.iter().enumerate() {
-            let mut prev: Option<(&(Date, BookingId), &Date)> = None;
-            for (key, end) in stays {
-                if let Some(((_, pid), pend)) = prev {
-                    if *pend > key.0 {
-                        return Err(format!(
-                            "stays {pid} and {} overlap on room {}",
-                            key.1,
-                            self.spec.rooms.get(r).map(|x| x.number.as_str()).unwrap_or("?")
-                        ));
-                    }
+            let room = self.spec.rooms.get(r).map(|x| x.number.as_str()).unwrap_or("?");
+            // Sorted by check-in, any overlap shows up between neighbours.
+            let sorted: Vec<(&(Date, BookingId), &Date)> = stays.stays.iter().collect();
+            for pair in sorted.windows(2) {
+                if let [((_, a), a_out), ((b_in, b), _)] = pair
+                    && *a_out > b_in
+                {
+                    return Err(format!("stays {a} and {b} overlap on room {room}"));
                 }
-                prev = Some((key, end));
             }
-            if self.stays.get(r) != Some(stays) {
+            if self.stays.get(r).map(|s| &s.stays) != Some(&stays.stays) {
                 return Err(format!(
-                    "index of room {} disagrees with the active stays: index {:?}, active {:?}",
-                    self.spec.rooms.get(r).map(|x| x.number.as_str()).unwrap_or("?"),
-                    self.stays.get(r),
-                    stays
+                    "index of room {room} disagrees with the active stays: index {:?}, active {:?}",
+                    self.stays.get(r).map(|s| &s.stays),
+                    stays.stays
                 ));
+            }
+            if self.stays.get(r).map(|s| &s.nights) != Some(&stays.nights) {
+                return Err(format!("night bits of room {room} disagree with its stays"));
             }
         }
         if self.stays.len() != expected.len() {
@@ -588,6 +704,7 @@ impl Inventory for HotelInventory {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use uuid::Uuid;
 
     fn tid(n: u128) -> RoomTypeId {
         RoomTypeId(Uuid::from_u128(n))
@@ -1151,8 +1268,55 @@ mod tests {
         })
     }
 
+    #[test]
+    fn long_stays_across_many_words_of_night_bits() {
+        let mut h = hotel();
+        // 300 nights span several 64-night words.
+        book(&mut h, 1, &req(STD, Some(1), "2025-03-20", "2026-01-14", 1));
+        assert_eq!(h.place(&req(STD, Some(1), "2025-08-01", "2025-08-02", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert_eq!(h.place(&req(STD, Some(1), "2026-01-13", "2026-01-20", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert!(h.place(&req(STD, Some(1), "2026-01-14", "2026-01-20", 1), now()).is_ok());
+        assert!(h.place(&req(STD, Some(1), "2025-03-10", "2025-03-20", 1), now()).is_ok());
+        let a = h.availability(d("2025-03-10"), d("2026-03-10"), None, now()).expect("ok");
+        assert_eq!(a[0].free_rooms, 1);
+        assert_eq!(a[0].total_price, eur(365 * 10_000 + 5_000 + 6_000));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The night bits against a plain set of nights, across word boundaries and negative days.
+        #[test]
+        fn night_bits_match_a_set_of_nights(
+            ops in proptest::collection::vec((any::<bool>(), -300i64..300, 0i64..200), 1..40),
+            queries in proptest::collection::vec((-400i64..400, 0i64..250), 1..20),
+        ) {
+            let mut bits = Nights::default();
+            let mut model = std::collections::BTreeSet::new();
+            for (add, first, len) in ops {
+                let r = NightRange { first, end: first + len };
+                if add {
+                    bits.insert(r);
+                    model.extend(first..first + len);
+                } else {
+                    bits.remove(r);
+                    for n in first..first + len {
+                        model.remove(&n);
+                    }
+                }
+                prop_assert!(bits.words.first().is_none_or(|&w| w != 0) && bits.words.last().is_none_or(|&w| w != 0));
+                for &(qf, ql) in &queries {
+                    let free = (qf..qf + ql).all(|n| !model.contains(&n));
+                    prop_assert_eq!(bits.is_free(NightRange { first: qf, end: qf + ql }), free, "query {}+{}", qf, ql);
+                }
+            }
+            let mut rebuilt = Nights::default();
+            for &n in &model {
+                rebuilt.insert(NightRange { first: n, end: n + 1 });
+            }
+            prop_assert_eq!(bits, rebuilt, "not canonical");
+        }
+
         #[test]
         fn random_place_free_retake_keeps_the_index_right(ops in proptest::collection::vec(op(), 1..60)) {
             let mut h = small_hotel();
@@ -1242,44 +1406,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    #[ignore]
-    fn bench_tmp() {
-        let mut hotels = Vec::new();
-        let mut n = 0u128;
-        for hidx in 0..1000u128 {
-            let mut s = spec();
-            s.time_zone = "UTC".into();
-            s.booking_horizon_days = 1000;
-            s.rooms = (0..40u128).map(|i| RoomSpec { id: RoomId(Uuid::from_u128(hidx * 1000 + i)), number: format!("{i}"), room_type_id: if i % 4 == 0 { tid(SUITE) } else { tid(STD) } }).collect();
-            let mut h = HotelInventory::new(s).expect("ok");
-            let mut x: u64 = hidx as u64 * 7919 + 1;
-            for _ in 0..2000 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let start = (x >> 33) % 365;
-                let len = 1 + (x >> 20) % 5;
-                let ci = d("2025-01-02").checked_add(jiff::Span::new().days(start as i64)).expect("d");
-                let co = ci.checked_add(jiff::Span::new().days(len as i64)).expect("d");
-                let t = if (x >> 10) % 4 == 0 { SUITE } else { STD };
-                let r = BookingRequest::Stay { room_type_id: tid(t), room_id: None, check_in: ci, check_out: co, guests: 1 };
-                if let Ok(p) = h.place(&r, ts("2025-01-01T12:00:00Z")) { n += 1; h.take(bid(n), &p.item); }
-            }
-            hotels.push(h);
-        }
-        eprintln!("stays {n}");
-        let t0 = std::time::Instant::now();
-        let mut free = 0u64;
-        let searches = 20;
-        for k in 0..searches {
-            let ci = d("2025-02-01").checked_add(jiff::Span::new().days(k)).expect("d");
-            let co = ci.checked_add(jiff::Span::new().days(3)).expect("d");
-            for h in &hotels {
-                for a in h.availability(ci, co, Some(2), ts("2025-01-01T12:00:00Z")).expect("ok") { free += u64::from(a.free_rooms); }
-            }
-        }
-        let el = t0.elapsed();
-        eprintln!("free {free}; {:?} per search over 1000 hotels => {:.0} searches/s", el / searches as u32, searches as f64 / el.as_secs_f64());
     }
 }
