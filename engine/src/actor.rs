@@ -14,7 +14,7 @@ use crate::config::EngineConfig;
 use crate::domain::command::{Change, Command, Outcome};
 use crate::domain::error::DomainError;
 use crate::domain::ids::ResourceId;
-use crate::domain::spec::{ResourceKind, ResourceSpec};
+use crate::domain::spec::ResourceKind;
 use crate::domain::state::{Counters, ResourceState};
 use crate::engine::EngineInner;
 use crate::error::EngineError;
@@ -80,8 +80,9 @@ pub struct ResourceActor {
     clock: Arc<dyn Clock>,
     cfg: Arc<EngineConfig>,
     registry: Weak<EngineInner>,
-    /// Set when this actor was started to create the resource rather than load it.
-    create: Option<(ResourceSpec, Option<Reply>)>,
+    /// Set when this actor was started to create the resource rather than load it: the new
+    /// (already validated) state and who to tell once it is durable.
+    create: Option<(Option<ResourceState>, Option<Reply>)>,
     phase: Phase,
     state: Option<ResourceState>,
     kind: ResourceKind,
@@ -101,9 +102,10 @@ impl ResourceActor {
         clock: Arc<dyn Clock>,
         cfg: Arc<EngineConfig>,
         registry: Weak<EngineInner>,
-        create: Option<(ResourceSpec, Option<Reply>)>,
+        create: Option<(ResourceState, Option<Reply>)>,
     ) -> Self {
-        let kind = create.as_ref().map(|(s, _)| s.kind.kind()).unwrap_or(ResourceKind::Event);
+        let kind = create.as_ref().map(|(s, _)| s.kind().kind()).unwrap_or(ResourceKind::Event);
+        let create = create.map(|(s, r)| (Some(s), r));
         ResourceActor {
             id,
             store,
@@ -316,24 +318,16 @@ impl Actor for ResourceActor {
                 }
             }
         });
-        match self.create.as_ref().map(|(spec, _)| spec.clone()) {
+        match self.create.as_mut().and_then(|(s, _)| s.take()) {
             None => self.load(ctx),
-            Some(spec) => match ResourceState::create(self.id, spec) {
-                Ok(mut s) => {
-                    let changes = s.take_changes();
-                    let counters = s.counters();
-                    self.state = Some(s);
-                    self.phase = Phase::Ready;
-                    self.pending.push_back(Waiter { reply: None, result: Ok(Outcome::SpecUpdated), changes, counters });
-                    self.start_commit(ctx);
-                }
-                Err(e) => {
-                    if let Some((_, Some(tx))) = self.create.take() {
-                        let _ = tx.send(Err(EngineError::Domain(e)));
-                    }
-                    self.give_up(Phase::Missing);
-                }
-            },
+            Some(mut s) => {
+                let changes = s.take_changes();
+                let counters = s.counters();
+                self.state = Some(s);
+                self.phase = Phase::Ready;
+                self.pending.push_back(Waiter { reply: None, result: Ok(Outcome::SpecUpdated), changes, counters });
+                self.start_commit(ctx);
+            }
         }
     }
 }

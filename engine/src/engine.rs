@@ -46,7 +46,7 @@ impl EngineInner {
         self.actors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn spawn_actor(&self, id: ResourceId, create: Option<(ResourceSpec, Option<Reply>)>) -> Addr<ResourceActor> {
+    fn spawn_actor(&self, id: ResourceId, create: Option<(ResourceState, Option<Reply>)>) -> Addr<ResourceActor> {
         let (store, clock, cfg, me) = (self.store.clone(), self.clock.clone(), self.cfg.clone(), self.me.clone());
         let factory = move |_: &mut Context<ResourceActor>| ResourceActor::new(id, store, clock, cfg, me, create);
         if self.arbiters.is_empty() {
@@ -153,6 +153,8 @@ impl Engine {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
+        // Validate here, synchronously: an actor only ever starts with a valid resource.
+        let state = ResourceState::create(id, spec)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut map = self.inner.lock();
@@ -160,7 +162,7 @@ impl Engine {
                 return Err(EngineError::Domain(crate::domain::error::DomainError::validation("id", "already exists")));
             }
             self.inner.make_room(&mut map);
-            let addr = self.inner.spawn_actor(id, Some((spec, Some(tx))));
+            let addr = self.inner.spawn_actor(id, Some((state, Some(tx))));
             map.insert(id, Entry { addr, last_used: Instant::now() });
         }
         match rx.await {

@@ -5,4 +5,5 @@ mod common;
 mod conformance;
 mod races;
 mod restart;
+mod shell;
 mod simulation;

@@ -1,0 +1,151 @@
+//! The actor shell's limits and lifecycle: overload answers `busy`, memory stays bounded,
+//! idle resources leave memory and come back intact, a failed commit is never acknowledged.
+
+use crate::common::TestDb;
+use engine::domain::booking::{BookingRequest, Requester};
+use engine::domain::command::{Command, Outcome};
+use engine::domain::ids::{BookingId, ResourceId, UserId};
+use engine::store::Store;
+use engine::store::memory::MemoryStore;
+use engine::store::postgres::{PgConfig, PgStore};
+use engine::{Engine, EngineConfig, EngineError, SystemClock, fixtures};
+use futures::future::join_all;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn book(u: UserId) -> (BookingId, Command) {
+    let booking_id = BookingId::new_v7();
+    let cmd = Command::Hold {
+        booking_id,
+        user_id: u,
+        request: BookingRequest::Tickets { category_id: None, quantity: 1 },
+        confirm: true,
+        by: Requester::Client(u),
+    };
+    (booking_id, cmd)
+}
+
+async fn taken(e: &Engine, id: ResourceId) -> u64 {
+    e.read(id, |s, _| s.event_availability().map(|a| a.taken).unwrap_or(0)).await.expect("read")
+}
+
+#[actix::test]
+async fn overload_answers_busy_instead_of_queueing_without_bound() {
+    let store = Arc::new(MemoryStore::new());
+    let cfg = EngineConfig { max_pending: 10, max_batch: 5, ..EngineConfig::default() };
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), cfg);
+    let id = e.create(fixtures::event(UserId::new_v7(), "Slow store", 1_000, e.now())).await.expect("create");
+    store.faults.commit_delay_ms.store(200, Ordering::SeqCst);
+    let results = join_all((0..100).map(|_| {
+        let e = e.clone();
+        async move {
+            let (bid, cmd) = book(UserId::new_v7());
+            (bid, e.execute(id, cmd, None).await)
+        }
+    }))
+    .await;
+    let busy = results.iter().filter(|(_, r)| matches!(r, Err(EngineError::Busy))).count();
+    let ok: Vec<BookingId> = results.iter().filter(|(_, r)| r.is_ok()).map(|(b, _)| *b).collect();
+    assert!(busy > 0, "a slow store with 100 callers and room for 10 must answer busy");
+    assert_eq!(busy + ok.len(), 100, "every call is either decided and durable or refused as busy");
+    let data = store.snapshot();
+    for b in &ok {
+        assert!(data.bookings.contains_key(b), "acknowledged booking {b} missing");
+    }
+    assert_eq!(data.bookings.len(), ok.len(), "a busy answer must not leave a booking behind");
+}
+
+#[actix::test]
+async fn least_recently_used_resources_leave_memory_and_come_back_intact() {
+    let store = Arc::new(MemoryStore::new());
+    let cfg = EngineConfig { max_active_resources: 3, ..EngineConfig::default() };
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), cfg);
+    let owner = UserId::new_v7();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let id = e.create(fixtures::event(owner, &format!("Gig {i}"), 10, e.now())).await.expect("create");
+        e.execute(id, book(UserId::new_v7()).1, None).await.expect("book");
+        ids.push(id);
+        assert!(e.active_resources() <= 3, "{} resources in memory, limit 3", e.active_resources());
+    }
+    // The first ones were passivated; using them again reloads them from the store.
+    for id in &ids {
+        e.execute(*id, book(UserId::new_v7()).1, None).await.expect("book again");
+        assert_eq!(taken(&e, *id).await, 2);
+        assert!(e.active_resources() <= 3);
+    }
+}
+
+#[actix::test]
+async fn idle_resources_are_passivated() {
+    let store = Arc::new(MemoryStore::new());
+    let cfg = EngineConfig { idle_passivate_secs: 1, ..EngineConfig::default() };
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), cfg);
+    let id = e.create(fixtures::event(UserId::new_v7(), "Quiet", 10, e.now())).await.expect("create");
+    e.execute(id, book(UserId::new_v7()).1, None).await.expect("book");
+    assert_eq!(e.active_resources(), 1);
+    for _ in 0..100 {
+        if e.active_resources() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(e.active_resources(), 0, "an idle actor must leave memory");
+    assert_eq!(taken(&e, id).await, 1, "and come back with its state");
+}
+
+#[actix::test]
+async fn a_failed_commit_is_never_acknowledged_and_the_actor_recovers() {
+    let store = Arc::new(MemoryStore::new());
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), EngineConfig::default());
+    let id = e.create(fixtures::event(UserId::new_v7(), "Flaky", 10, e.now())).await.expect("create");
+    store.faults.fail_commits.store(1, Ordering::SeqCst);
+    let (lost, cmd) = book(UserId::new_v7());
+    let r = e.execute(id, cmd, None).await;
+    assert!(matches!(r, Err(EngineError::StoreUnavailable(_))), "got {r:?}");
+    assert!(!store.snapshot().bookings.contains_key(&lost));
+    // The actor reloaded from the store: the refused booking does not hold a ticket.
+    let (kept, cmd) = book(UserId::new_v7());
+    match e.execute(id, cmd, None).await.expect("after recovery") {
+        Outcome::Booking { booking } => assert_eq!(booking.id, kept),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(taken(&e, id).await, 1);
+    // An unknown resource is "not found"...
+    let unknown = ResourceId::new_v7();
+    assert_eq!(e.execute(unknown, book(UserId::new_v7()).1, None).await, Err(EngineError::ResourceNotFound));
+    // ...and a resource that cannot be loaded is "unavailable", until a later attempt loads it.
+    e.shutdown(Duration::from_secs(5)).await;
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), EngineConfig::default());
+    store.faults.fail_loads.store(1, Ordering::SeqCst);
+    let r = e.execute(id, book(UserId::new_v7()).1, None).await;
+    assert!(matches!(r, Err(EngineError::StoreUnavailable(_))), "got {r:?}");
+    e.execute(id, book(UserId::new_v7()).1, None).await.expect("loads on the next attempt");
+    assert_eq!(taken(&e, id).await, 2);
+}
+
+#[actix::test]
+async fn an_invalid_specification_is_refused_with_field_errors() {
+    let e = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock), EngineConfig::default());
+    let mut spec = fixtures::event(UserId::new_v7(), "", 0, e.now());
+    spec.hold_ttl_secs = 0;
+    match e.create(spec).await {
+        Err(EngineError::Domain(engine::domain::error::DomainError::Validation(v))) => {
+            let fields: Vec<&str> = v.errors.iter().map(|f| f.field.as_str()).collect();
+            assert!(fields.contains(&"name") && fields.contains(&"hold_ttl_secs"), "fields: {fields:?}");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(e.active_resources(), 0);
+}
+
+#[tokio::test]
+async fn two_processes_can_migrate_one_database_at_once() {
+    let db = TestDb::new();
+    let cfg = PgConfig::new(&db.url);
+    let (a, b) = tokio::join!(PgStore::connect(&cfg), PgStore::connect(&cfg));
+    let (a, b) = (a.expect("first start"), b.expect("second start"));
+    assert!(a.list_resources(None, 10).await.expect("schema ready").is_empty());
+    assert!(b.list_resources(None, 10).await.expect("schema ready").is_empty());
+}
