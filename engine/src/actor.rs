@@ -41,7 +41,9 @@ pub struct Exec {
 /// It receives the error to report if the resource does not exist or could not be loaded.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Read(pub Box<dyn FnOnce(Result<&ResourceState, EngineError>, Timestamp) + Send>);
+pub struct Read(pub ReadFn);
+
+pub type ReadFn = Box<dyn FnOnce(Result<&ResourceState, EngineError>, Timestamp) + Send>;
 
 /// Sent by the registry after it forgot this actor: finish what is queued, then stop.
 #[derive(Message)]
@@ -132,7 +134,8 @@ impl ResourceActor {
 
     fn loaded(&mut self, res: Result<Option<LoadedResource>, StoreError>, ctx: &mut Context<Self>) {
         match res {
-            Ok(Some(l)) => match ResourceState::restore(self.id, l.spec.clone(), l.bookings, l.waitlist, l.idempotency) {
+            Ok(Some(l)) => match ResourceState::restore(self.id, l.spec.clone(), l.bookings, l.waitlist, l.idempotency)
+            {
                 Ok(s) => {
                     self.kind = l.spec.kind.kind();
                     self.version = l.version;
@@ -234,10 +237,8 @@ impl ResourceActor {
         match res {
             Ok(v) => {
                 self.version = v;
-                if let Some((_, reply)) = self.create.take() {
-                    if let Some(tx) = reply {
-                        let _ = tx.send(Ok(Outcome::SpecUpdated));
-                    }
+                if let Some((_, Some(tx))) = self.create.take() {
+                    let _ = tx.send(Ok(Outcome::SpecUpdated));
                 }
                 for w in waiters {
                     let r = w.result.clone().map_err(EngineError::Domain);

@@ -173,11 +173,17 @@ impl Engine {
     }
 
     /// Decides `cmd` on resource `id`; answers once the decision is durable.
-    pub async fn execute(&self, id: ResourceId, cmd: Command, idempotency_key: Option<String>) -> Result<Outcome, EngineError> {
+    pub async fn execute(
+        &self,
+        id: ResourceId,
+        cmd: Command,
+        idempotency_key: Option<String>,
+    ) -> Result<Outcome, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.inner.send(id, Exec { cmd, idempotency_key, reply: Some(tx) })?;
-        rx.await
-            .unwrap_or_else(|_| Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into()))
+        })
     }
 
     /// Runs `f` against the resource's current state (decisions in flight included).
@@ -191,7 +197,9 @@ impl Engine {
             let _ = tx.send(st.map(|s| f(s, now)));
         });
         self.inner.send(id, Read(job))?;
-        rx.await.unwrap_or_else(|_| Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into()))
+        })
     }
 
     /// Which resource a booking belongs to.

@@ -50,8 +50,18 @@ pub fn event_with_categories(owner: UserId, name: &str, stalls: u32, balcony: u3
     let mut spec = event(owner, name, stalls + balcony, now);
     if let KindSpec::Event(e) = &mut spec.kind {
         e.categories = vec![
-            CategorySpec { id: CategoryId(fixed_id(name, 1)), name: "Stalls".into(), capacity: stalls, price_minor: 4_000 },
-            CategorySpec { id: CategoryId(fixed_id(name, 2)), name: "Balcony".into(), capacity: balcony, price_minor: 2_000 },
+            CategorySpec {
+                id: CategoryId(fixed_id(name, 1)),
+                name: "Stalls".into(),
+                capacity: stalls,
+                price_minor: 4_000,
+            },
+            CategorySpec {
+                id: CategoryId(fixed_id(name, 2)),
+                name: "Balcony".into(),
+                capacity: balcony,
+                price_minor: 2_000,
+            },
         ];
     }
     spec
@@ -64,10 +74,18 @@ pub fn hotel(owner: UserId, name: &str, city: &str, doubles: u32, suites: u32) -
     let suite = RoomTypeId(fixed_id(name, 2));
     let mut rooms = Vec::new();
     for i in 0..doubles {
-        rooms.push(RoomSpec { id: RoomId(fixed_id(name, 1_000 + i)), number: format!("{}", 101 + i), room_type_id: double });
+        rooms.push(RoomSpec {
+            id: RoomId(fixed_id(name, 1_000 + i)),
+            number: format!("{}", 101 + i),
+            room_type_id: double,
+        });
     }
     for i in 0..suites {
-        rooms.push(RoomSpec { id: RoomId(fixed_id(name, 2_000 + i)), number: format!("{}", 201 + i), room_type_id: suite });
+        rooms.push(RoomSpec {
+            id: RoomId(fixed_id(name, 2_000 + i)),
+            number: format!("{}", 201 + i),
+            room_type_id: suite,
+        });
     }
     ResourceSpec {
         name: name.to_owned(),
@@ -81,8 +99,20 @@ pub fn hotel(owner: UserId, name: &str, city: &str, doubles: u32, suites: u32) -
             check_out_time: Time::constant(11, 0, 0, 0),
             booking_horizon_days: 730,
             room_types: vec![
-                RoomTypeSpec { id: double, name: "Double".into(), capacity_guests: 2, base_price_minor: 10_000, price_overrides: BTreeMap::new() },
-                RoomTypeSpec { id: suite, name: "Suite".into(), capacity_guests: 4, base_price_minor: 25_000, price_overrides: BTreeMap::new() },
+                RoomTypeSpec {
+                    id: double,
+                    name: "Double".into(),
+                    capacity_guests: 2,
+                    base_price_minor: 10_000,
+                    price_overrides: BTreeMap::new(),
+                },
+                RoomTypeSpec {
+                    id: suite,
+                    name: "Suite".into(),
+                    capacity_guests: 4,
+                    base_price_minor: 25_000,
+                    price_overrides: BTreeMap::new(),
+                },
             ],
             rooms,
         }),

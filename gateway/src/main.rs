@@ -1,1 +1,3 @@
-fn main() { println!("gateway: see issue 3"); }
+fn main() {
+    println!("gateway: see issue 3");
+}

@@ -57,10 +57,22 @@ impl BookingStatus {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BookingItem {
     /// Nights `[check_in, check_out)` in one room.
-    Stay { room_type_id: RoomTypeId, room_id: RoomId, check_in: Date, check_out: Date, guests: u16 },
-    Tickets { category_id: Option<CategoryId>, quantity: u32 },
+    Stay {
+        room_type_id: RoomTypeId,
+        room_id: RoomId,
+        check_in: Date,
+        check_out: Date,
+        guests: u16,
+    },
+    Tickets {
+        category_id: Option<CategoryId>,
+        quantity: u32,
+    },
     /// `[starts_at, ends_at)`; buffers are the provider's business, not stored here.
-    Appointment { starts_at: Timestamp, ends_at: Timestamp },
+    Appointment {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
 }
 
 /// What a client asks for; the resource turns it into a [`BookingItem`] or an error.
@@ -68,19 +80,40 @@ pub enum BookingItem {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BookingRequest {
     /// `room_id` asks for one particular room; otherwise the hotel assigns one of the type.
-    Stay { room_type_id: RoomTypeId, room_id: Option<RoomId>, check_in: Date, check_out: Date, guests: u16 },
-    Tickets { category_id: Option<CategoryId>, quantity: u32 },
-    Appointment { starts_at: Timestamp },
+    Stay {
+        room_type_id: RoomTypeId,
+        room_id: Option<RoomId>,
+        check_in: Date,
+        check_out: Date,
+        guests: u16,
+    },
+    Tickets {
+        category_id: Option<CategoryId>,
+        quantity: u32,
+    },
+    Appointment {
+        starts_at: Timestamp,
+    },
 }
 
 /// What a waitlisted client wants; when capacity frees, the first wish that fits gets an offer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Wish {
-    Stay { room_type_id: RoomTypeId, check_in: Date, check_out: Date, guests: u16 },
-    Tickets { category_id: Option<CategoryId>, quantity: u32 },
+    Stay {
+        room_type_id: RoomTypeId,
+        check_in: Date,
+        check_out: Date,
+        guests: u16,
+    },
+    Tickets {
+        category_id: Option<CategoryId>,
+        quantity: u32,
+    },
     /// Any free slot on this local date of the provider.
-    Appointment { date: Date },
+    Appointment {
+        date: Date,
+    },
 }
 
 /// Who issued a command. History records it; clients may act only on their own bookings.

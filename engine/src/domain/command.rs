@@ -17,21 +17,64 @@ pub const MAX_REASON_CHARS: usize = 500;
 pub enum Command {
     /// Take capacity for `user_id`: a hold that expires unless confirmed, or with
     /// `confirm` a booking confirmed at once.
-    Hold { booking_id: BookingId, user_id: UserId, request: BookingRequest, confirm: bool, by: Requester },
+    Hold {
+        booking_id: BookingId,
+        user_id: UserId,
+        request: BookingRequest,
+        confirm: bool,
+        by: Requester,
+    },
     /// Confirm a hold (payment done). After the hold lapsed this re-takes the capacity if
     /// still free, else fails with `HoldExpiredCapacityGone`.
-    Confirm { booking_id: BookingId, payment_ref: Option<String>, by: Requester },
-    Release { booking_id: BookingId, by: Requester },
-    Cancel { booking_id: BookingId, reason: String, by: Requester },
-    RecordRefund { booking_id: BookingId, amount_minor: i64, by: Requester },
+    Confirm {
+        booking_id: BookingId,
+        payment_ref: Option<String>,
+        by: Requester,
+    },
+    Release {
+        booking_id: BookingId,
+        by: Requester,
+    },
+    Cancel {
+        booking_id: BookingId,
+        reason: String,
+        by: Requester,
+    },
+    RecordRefund {
+        booking_id: BookingId,
+        amount_minor: i64,
+        by: Requester,
+    },
     /// Atomic move: the old place is given back only if the new one is taken.
-    Reschedule { booking_id: BookingId, request: BookingRequest, by: Requester },
-    JoinWaitlist { entry_id: WaitlistEntryId, user_id: UserId, wish: Wish, by: Requester },
-    LeaveWaitlist { entry_id: WaitlistEntryId, by: Requester },
-    AcceptOffer { entry_id: WaitlistEntryId, payment_ref: Option<String>, by: Requester },
-    DeclineOffer { entry_id: WaitlistEntryId, by: Requester },
+    Reschedule {
+        booking_id: BookingId,
+        request: BookingRequest,
+        by: Requester,
+    },
+    JoinWaitlist {
+        entry_id: WaitlistEntryId,
+        user_id: UserId,
+        wish: Wish,
+        by: Requester,
+    },
+    LeaveWaitlist {
+        entry_id: WaitlistEntryId,
+        by: Requester,
+    },
+    AcceptOffer {
+        entry_id: WaitlistEntryId,
+        payment_ref: Option<String>,
+        by: Requester,
+    },
+    DeclineOffer {
+        entry_id: WaitlistEntryId,
+        by: Requester,
+    },
     /// Replace the specification (name, TTLs, rooms, prices, capacity, schedule...).
-    UpdateSpec { spec: ResourceSpec, by: Requester },
+    UpdateSpec {
+        spec: ResourceSpec,
+        by: Requester,
+    },
     /// Expire lapsed holds and offers, complete finished bookings. Also done implicitly
     /// before every other command, so correctness never waits for a timer.
     Tick,
@@ -47,7 +90,9 @@ impl Command {
             | Command::RecordRefund { booking_id, .. }
             | Command::Reschedule { booking_id, .. } => Some(*booking_id),
             // An offer is carried by a booking with the entry's id.
-            Command::AcceptOffer { entry_id, .. } | Command::DeclineOffer { entry_id, .. } => Some(BookingId(entry_id.0)),
+            Command::AcceptOffer { entry_id, .. } | Command::DeclineOffer { entry_id, .. } => {
+                Some(BookingId(entry_id.0))
+            }
             _ => None,
         }
     }
@@ -72,12 +117,22 @@ impl Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Booking { booking: Booking },
-    WaitlistEntry { entry: WaitlistEntry },
+    Booking {
+        booking: Booking,
+    },
+    WaitlistEntry {
+        entry: WaitlistEntry,
+    },
     /// An accepted offer: the entry and its now confirmed booking.
-    OfferAccepted { entry: WaitlistEntry, booking: Booking },
+    OfferAccepted {
+        entry: WaitlistEntry,
+        booking: Booking,
+    },
     SpecUpdated,
-    Ticked { expired: u32, completed: u32 },
+    Ticked {
+        expired: u32,
+        completed: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,13 +190,15 @@ pub struct IdempotencyRecord {
 /// What the store must persist, in order, in one transaction with the batch it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// The resource was created or its specification replaced.
-    Spec(ResourceSpec),
+    /// The resource was created or its specification replaced (boxed: it is rare and large,
+    /// and every booking change would otherwise be as big).
+    Spec(Box<ResourceSpec>),
     /// Upsert of the whole booking row.
     Booking(Booking),
     History(Transition),
     /// Upsert of the whole waitlist entry.
     Waitlist(WaitlistEntry),
     Notify(Notification),
-    Idempotency(IdempotencyRecord),
+    /// Boxed for the same reason as `Spec`: it carries a whole outcome.
+    Idempotency(Box<IdempotencyRecord>),
 }

@@ -62,6 +62,7 @@ impl Problems {
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum DomainError {
     #[error("invalid input: {0}")]
+    #[serde(rename = "validation_failed")]
     Validation(SpecError),
     #[error("this command does not apply to a {kind}")]
     WrongResourceKind { kind: String },
@@ -111,8 +112,8 @@ pub enum DomainError {
     OfferExpired,
     #[error("the resource has too many active bookings")]
     TooManyActiveBookings,
-    #[error("the change conflicts with active bookings: {0}")]
-    ConflictsWithBookings(String),
+    #[error("the change conflicts with active bookings: {detail}")]
+    ConflictsWithBookings { detail: String },
     #[error("the idempotency key was already used for a different command")]
     IdempotencyKeyReused,
 }
@@ -147,9 +148,13 @@ impl DomainError {
             NoActiveOffer => "no_active_offer",
             OfferExpired => "offer_expired",
             TooManyActiveBookings => "too_many_active_bookings",
-            ConflictsWithBookings(_) => "conflicts_with_bookings",
+            ConflictsWithBookings { .. } => "conflicts_with_bookings",
             IdempotencyKeyReused => "idempotency_key_reused",
         }
+    }
+
+    pub fn conflicts(detail: impl Into<String>) -> Self {
+        DomainError::ConflictsWithBookings { detail: detail.into() }
     }
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {

@@ -122,7 +122,7 @@ impl EventInventory {
     pub fn respec(&mut self, spec: EventSpec) -> Result<(), DomainError> {
         spec.validate()?;
         if self.taken_total > u64::from(spec.capacity) {
-            return Err(DomainError::ConflictsWithBookings(format!(
+            return Err(DomainError::conflicts(format!(
                 "{} tickets are taken, more than the new capacity {}",
                 self.taken_total, spec.capacity
             )));
@@ -132,7 +132,7 @@ impl EventInventory {
                 Some(c) if u64::from(c.capacity) >= *taken => {}
                 _ if *taken == 0 => {}
                 _ => {
-                    return Err(DomainError::ConflictsWithBookings(format!(
+                    return Err(DomainError::conflicts(format!(
                         "category {cat} has {taken} tickets taken that the new categories do not hold"
                     )));
                 }
@@ -171,7 +171,9 @@ impl EventInventory {
     fn unit_price(&self, category_id: Option<CategoryId>) -> Result<(i64, Option<u32>), DomainError> {
         match (category_id, self.spec.categories.is_empty()) {
             (None, true) => Ok((self.spec.price_minor, None)),
-            (None, false) => Err(DomainError::validation("category_id", "this event sells tickets by category: name one")),
+            (None, false) => {
+                Err(DomainError::validation("category_id", "this event sells tickets by category: name one"))
+            }
             (Some(id), _) => self
                 .spec
                 .categories
@@ -203,7 +205,12 @@ impl EventInventory {
         }
     }
 
-    fn place_tickets(&self, category_id: Option<CategoryId>, quantity: u32, now: Timestamp) -> Result<Placement, DomainError> {
+    fn place_tickets(
+        &self,
+        category_id: Option<CategoryId>,
+        quantity: u32,
+        now: Timestamp,
+    ) -> Result<Placement, DomainError> {
         self.check_quantity(quantity)?;
         let (price, cap) = self.unit_price(category_id)?;
         if now >= self.spec.starts_at {
@@ -264,10 +271,8 @@ impl Inventory for EventInventory {
     fn free(&mut self, _id: BookingId, item: &BookingItem) {
         if let BookingItem::Tickets { category_id, quantity } = item {
             self.taken_total = self.taken_total.saturating_sub(u64::from(*quantity));
-            if let Some(c) = category_id {
-                if let Some(t) = self.taken_by_category.get_mut(c) {
-                    *t = t.saturating_sub(u64::from(*quantity));
-                }
+            if let Some(t) = category_id.and_then(|c| self.taken_by_category.get_mut(&c)) {
+                *t = t.saturating_sub(u64::from(*quantity));
             }
         }
     }

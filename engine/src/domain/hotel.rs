@@ -128,7 +128,9 @@ impl HotelSpec {
             p.check(room_ids.insert(r.id), format!("rooms[{i}].id"), "duplicate room id");
             match check_room_number(&r.number) {
                 // Trimmed, so "101" and "101 " (which guests cannot tell apart) collide.
-                Ok(()) => p.check(numbers.insert(r.number.trim()), format!("rooms[{i}].number"), "duplicate room number"),
+                Ok(()) => {
+                    p.check(numbers.insert(r.number.trim()), format!("rooms[{i}].number"), "duplicate room number")
+                }
                 Err(e) => p.push(format!("rooms[{i}].number"), e),
             }
             p.check(
@@ -369,13 +371,13 @@ impl HotelInventory {
             let Some(old) = self.spec.rooms.get(old_pos) else { continue };
             match layout.room_index.get(&old.id).and_then(|&p| spec.rooms.get(p)) {
                 None => {
-                    return Err(DomainError::ConflictsWithBookings(format!(
+                    return Err(DomainError::conflicts(format!(
                         "room {} ({}) has active stays and cannot be removed",
                         old.number, old.id
                     )));
                 }
                 Some(new) if new.room_type_id != old.room_type_id => {
-                    return Err(DomainError::ConflictsWithBookings(format!(
+                    return Err(DomainError::conflicts(format!(
                         "room {} ({}) has active stays and cannot change room type",
                         old.number, old.id
                     )));
@@ -486,7 +488,8 @@ impl HotelInventory {
         p.into_result(())?;
         self.check_window(check_in, now)?;
         // The match above only leaves no problems when the type was found.
-        let type_pos = type_pos.ok_or_else(|| DomainError::validation("room_type_id", "no such room type in this hotel"))?;
+        let type_pos =
+            type_pos.ok_or_else(|| DomainError::validation("room_type_id", "no such room type in this hotel"))?;
         Ok(CheckedStay { type_pos, room_pos, nights })
     }
 
@@ -501,7 +504,13 @@ impl HotelInventory {
 
     /// Sum over the nights of (override for that date, else base), as base × nights plus the
     /// overrides' differences, so a long stay costs one range query and not one per night.
-    fn stay_price(&self, rt: &RoomTypeSpec, check_in: Date, check_out: Date, nights: i64) -> Result<Money, DomainError> {
+    fn stay_price(
+        &self,
+        rt: &RoomTypeSpec,
+        check_in: Date,
+        check_out: Date,
+        nights: i64,
+    ) -> Result<Money, DomainError> {
         let out_of_range = || DomainError::validation("check_out", "the total price of the stay is out of range");
         if check_out <= check_in {
             return Err(out_of_range());
@@ -533,10 +542,7 @@ impl HotelInventory {
         let rt = self.spec.room_types.get(c.type_pos).ok_or(DomainError::NoRoomAvailable)?;
         let room_id = self.spec.rooms.get(room).map(|r| r.id).ok_or(DomainError::NoRoomAvailable)?;
         let amount = self.stay_price(rt, check_in, check_out, c.nights)?;
-        Ok(Placement {
-            item: BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests },
-            amount,
-        })
+        Ok(Placement { item: BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests }, amount })
     }
 }
 
@@ -857,8 +863,9 @@ mod tests {
         s.rooms.clear(); // a hotel with no rooms yet is allowed
         assert_eq!(s.validate(), Ok(()));
         s.booking_horizon_days = MAX_HORIZON_DAYS + 1;
-        s.room_types[1].price_overrides =
-            (0..=MAX_PRICE_OVERRIDES as i64).map(|i| (d("2025-01-01").checked_add(jiff::Span::new().days(i)).expect("date"), 1)).collect();
+        s.room_types[1].price_overrides = (0..=MAX_PRICE_OVERRIDES as i64)
+            .map(|i| (d("2025-01-01").checked_add(jiff::Span::new().days(i)).expect("date"), 1))
+            .collect();
         assert_eq!(
             spec_fields(&s.validate().expect_err("limits")),
             vec!["booking_horizon_days", "room_types[1].price_overrides"]
@@ -925,7 +932,8 @@ mod tests {
         // Today 2025-03-10 + 365 days = 2026-03-10.
         assert!(h.place(&req(STD, None, "2026-03-10", "2026-03-11", 1), now()).is_ok());
         assert_eq!(h.place(&req(STD, None, "2026-03-11", "2026-03-12", 1), now()), Err(DomainError::TooFarAhead));
-        let wish = Wish::Stay { room_type_id: tid(STD), check_in: d("2026-03-11"), check_out: d("2026-03-12"), guests: 1 };
+        let wish =
+            Wish::Stay { room_type_id: tid(STD), check_in: d("2026-03-11"), check_out: d("2026-03-12"), guests: 1 };
         assert_eq!(h.check_wish(&wish, now()), Err(DomainError::TooFarAhead));
     }
 
@@ -948,7 +956,16 @@ mod tests {
         // The suite is a different type and stays free.
         assert_eq!(room_of(&book(&mut h, 3, &req(SUITE, None, "2025-03-12", "2025-03-14", 2))), rid(3));
         // Freeing 101 makes it the choice again.
-        h.free(bid(1), &BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-03-12"), check_out: d("2025-03-14"), guests: 2 });
+        h.free(
+            bid(1),
+            &BookingItem::Stay {
+                room_type_id: tid(STD),
+                room_id: rid(1),
+                check_in: d("2025-03-12"),
+                check_out: d("2025-03-14"),
+                guests: 2,
+            },
+        );
         assert_eq!(room_of(&h.place(&r, now()).expect("free again")), rid(1));
     }
 
@@ -997,16 +1014,22 @@ mod tests {
         assert_eq!(room_of(&after), rid(1));
         let before = book(&mut h, 3, &req(STD, Some(1), "2025-03-11", "2025-03-12", 1));
         assert_eq!(room_of(&before), rid(1));
-        let items: Vec<(BookingId, BookingItem)> = [
-            (1, "2025-03-12", "2025-03-14"),
-            (2, "2025-03-14", "2025-03-16"),
-            (3, "2025-03-11", "2025-03-12"),
-        ]
-        .iter()
-        .map(|&(n, ci, co)| {
-            (bid(n), BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d(ci), check_out: d(co), guests: 1 })
-        })
-        .collect();
+        let items: Vec<(BookingId, BookingItem)> =
+            [(1, "2025-03-12", "2025-03-14"), (2, "2025-03-14", "2025-03-16"), (3, "2025-03-11", "2025-03-12")]
+                .iter()
+                .map(|&(n, ci, co)| {
+                    (
+                        bid(n),
+                        BookingItem::Stay {
+                            room_type_id: tid(STD),
+                            room_id: rid(1),
+                            check_in: d(ci),
+                            check_out: d(co),
+                            guests: 1,
+                        },
+                    )
+                })
+                .collect();
         let active: Vec<(BookingId, &BookingItem)> = items.iter().map(|(b, i)| (*b, i)).collect();
         assert_eq!(h.check_invariants(&active), Ok(()));
     }
@@ -1026,7 +1049,10 @@ mod tests {
         }
         // A later stay on the room must not hide an earlier overlapping one.
         book(&mut h, 2, &req(STD, Some(1), "2025-03-20", "2025-03-22", 1));
-        assert_eq!(h.place(&req(STD, Some(1), "2025-03-14", "2025-03-17", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert_eq!(
+            h.place(&req(STD, Some(1), "2025-03-14", "2025-03-17", 1), now()),
+            Err(DomainError::NoRoomAvailable)
+        );
         assert!(h.place(&req(STD, Some(1), "2025-03-15", "2025-03-20", 1), now()).is_ok(), "the gap fits exactly");
     }
 
@@ -1036,7 +1062,10 @@ mod tests {
         let p = book(&mut h, 1, &req(STD, Some(2), "2025-03-12", "2025-03-14", 1));
         assert_eq!(room_of(&p), rid(2), "asked-for room, not the first free one");
         // 101 is free, but 102 was asked for and is taken: no silent substitution.
-        assert_eq!(h.place(&req(STD, Some(2), "2025-03-13", "2025-03-15", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert_eq!(
+            h.place(&req(STD, Some(2), "2025-03-13", "2025-03-15", 1), now()),
+            Err(DomainError::NoRoomAvailable)
+        );
         assert_eq!(room_of(&h.place(&req(STD, None, "2025-03-13", "2025-03-15", 1), now()).expect("101")), rid(1));
     }
 
@@ -1044,16 +1073,20 @@ mod tests {
     fn wishes_place_without_a_room_and_check_without_capacity() {
         let mut h = hotel();
         book(&mut h, 1, &req(SUITE, None, "2025-03-12", "2025-03-14", 1));
-        let wish = Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-13"), check_out: d("2025-03-15"), guests: 4 };
+        let wish =
+            Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-13"), check_out: d("2025-03-15"), guests: 4 };
         assert_eq!(h.place_wish(&wish, now()), Err(DomainError::NoRoomAvailable));
         assert_eq!(h.check_wish(&wish, now()), Ok(()), "well-formed even though sold out");
-        let wish_std = Wish::Stay { room_type_id: tid(STD), check_in: d("2025-03-13"), check_out: d("2025-03-15"), guests: 2 };
+        let wish_std =
+            Wish::Stay { room_type_id: tid(STD), check_in: d("2025-03-13"), check_out: d("2025-03-15"), guests: 2 };
         let p = h.place_wish(&wish_std, now()).expect("free");
         assert_eq!(room_of(&p), rid(1));
         assert_eq!(p.amount, eur(10_000 + 15_000));
-        let bad = Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-13"), check_out: d("2025-03-13"), guests: 5 };
+        let bad =
+            Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-13"), check_out: d("2025-03-13"), guests: 5 };
         assert_eq!(fields(&h.check_wish(&bad, now()).expect_err("bad")), vec!["guests", "check_out"]);
-        let past = Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-01"), check_out: d("2025-03-02"), guests: 1 };
+        let past =
+            Wish::Stay { room_type_id: tid(SUITE), check_in: d("2025-03-01"), check_out: d("2025-03-02"), guests: 1 };
         assert_eq!(h.check_wish(&past, now()), Err(DomainError::TooSoon));
     }
 
@@ -1109,14 +1142,26 @@ mod tests {
         let moved = h.retake(&item).expect("102 is free");
         assert_eq!(
             moved,
-            BookingItem::Stay { room_type_id: tid(STD), room_id: rid(2), check_in: d("2025-03-12"), check_out: d("2025-03-14"), guests: 2 }
+            BookingItem::Stay {
+                room_type_id: tid(STD),
+                room_id: rid(2),
+                check_in: d("2025-03-12"),
+                check_out: d("2025-03-14"),
+                guests: 2
+            }
         );
 
         book(&mut h, 2, &req(STD, Some(2), "2025-03-11", "2025-03-13", 1));
         assert_eq!(h.retake(&item), None, "no room of the type left");
 
         // Today/horizon rules do not apply to a retake.
-        let old = BookingItem::Stay { room_type_id: tid(SUITE), room_id: rid(3), check_in: d("2025-03-01"), check_out: d("2025-03-03"), guests: 4 };
+        let old = BookingItem::Stay {
+            room_type_id: tid(SUITE),
+            room_id: rid(3),
+            check_in: d("2025-03-01"),
+            check_out: d("2025-03-03"),
+            guests: 4,
+        };
         assert_eq!(h.retake(&old), Some(old.clone()));
         assert_eq!(h.retake(&BookingItem::Tickets { category_id: None, quantity: 1 }), None);
     }
@@ -1130,11 +1175,11 @@ mod tests {
 
         let mut s = spec();
         s.rooms.remove(0);
-        assert!(matches!(h.respec(s), Err(DomainError::ConflictsWithBookings(_))));
+        assert!(matches!(h.respec(s), Err(DomainError::ConflictsWithBookings { .. })));
 
         let mut s = spec();
         s.rooms[0].room_type_id = tid(SUITE);
-        assert!(matches!(h.respec(s), Err(DomainError::ConflictsWithBookings(_))));
+        assert!(matches!(h.respec(s), Err(DomainError::ConflictsWithBookings { .. })));
         assert_eq!(h.spec(), &spec(), "a refused respec changes nothing");
 
         let mut s = spec();
@@ -1159,7 +1204,10 @@ mod tests {
 
         assert_eq!(h.time_zone().iana_name(), Some("Pacific/Auckland"));
         assert_eq!(h.check_invariants(&[(bid(1), &p.item)]), Ok(()));
-        assert_eq!(h.place(&req(STD, Some(1), "2025-03-13", "2025-03-14", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert_eq!(
+            h.place(&req(STD, Some(1), "2025-03-13", "2025-03-14", 1), now()),
+            Err(DomainError::NoRoomAvailable)
+        );
         // First free standard room in the new spec order: 201 (now first), then 103.
         assert_eq!(room_of(&h.place(&req(STD, None, "2025-03-12", "2025-03-14", 1), now()).expect("free")), rid(3));
         let a = h.availability(d("2025-03-12"), d("2025-03-14"), None, now()).expect("ok");
@@ -1174,7 +1222,13 @@ mod tests {
         let mut s = spec();
         s.time_zone = "Europe/Berlin".into();
         let h = HotelInventory::new(s).expect("valid");
-        let item = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-06-13"), check_out: d("2025-06-15"), guests: 1 };
+        let item = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("2025-06-13"),
+            check_out: d("2025-06-15"),
+            guests: 1,
+        };
         assert_eq!(h.ends_at(&item), ts("2025-06-15T09:00:00Z"));
 
         // 02:30 does not exist in New York on 2025-03-09: compatible moves it forward to 03:30 EDT.
@@ -1182,18 +1236,36 @@ mod tests {
         s.time_zone = "America/New_York".into();
         s.check_out_time = Time::constant(2, 30, 0, 0);
         let h = HotelInventory::new(s).expect("valid");
-        let item = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-03-08"), check_out: d("2025-03-09"), guests: 1 };
+        let item = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("2025-03-08"),
+            check_out: d("2025-03-09"),
+            guests: 1,
+        };
         assert_eq!(h.ends_at(&item), ts("2025-03-09T07:30:00Z"));
 
         // Out of the timestamp range: no panic.
-        let far = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("9999-12-30"), check_out: Date::MAX, guests: 1 };
+        let far = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("9999-12-30"),
+            check_out: Date::MAX,
+            guests: 1,
+        };
         let _ = h.ends_at(&far);
     }
 
     #[test]
     fn units_are_nights() {
         let h = hotel();
-        let item = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-02-27"), check_out: d("2025-03-02"), guests: 1 };
+        let item = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("2025-02-27"),
+            check_out: d("2025-03-02"),
+            guests: 1,
+        };
         assert_eq!(h.units(&item), 3);
         assert_eq!(h.units(&BookingItem::Tickets { category_id: None, quantity: 5 }), 0);
     }
@@ -1204,7 +1276,13 @@ mod tests {
         let a = book(&mut h, 1, &req(STD, None, "2025-03-12", "2025-03-14", 1)).item;
         assert_eq!(h.check_invariants(&[(bid(1), &a)]), Ok(()));
         assert!(h.check_invariants(&[]).is_err(), "index holds a stay nobody has");
-        let b = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-03-13"), check_out: d("2025-03-15"), guests: 1 };
+        let b = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("2025-03-13"),
+            check_out: d("2025-03-15"),
+            guests: 1,
+        };
         assert!(h.check_invariants(&[(bid(1), &a), (bid(2), &b)]).is_err(), "overlap / not indexed");
         // Even if forced into the index, an overlap is reported.
         h.take(bid(2), &b);
@@ -1212,10 +1290,22 @@ mod tests {
         assert!(e.contains("overlap"), "{e}");
         h.free(bid(2), &b);
         // A free whose item names the wrong check-in still drops what the booking holds.
-        let shifted = BookingItem::Stay { room_type_id: tid(STD), room_id: rid(1), check_in: d("2025-03-11"), check_out: d("2025-03-14"), guests: 1 };
+        let shifted = BookingItem::Stay {
+            room_type_id: tid(STD),
+            room_id: rid(1),
+            check_in: d("2025-03-11"),
+            check_out: d("2025-03-14"),
+            guests: 1,
+        };
         h.free(bid(1), &shifted);
         assert_eq!(h.check_invariants(&[]), Ok(()));
-        let wrong_type = BookingItem::Stay { room_type_id: tid(SUITE), room_id: rid(1), check_in: d("2025-03-12"), check_out: d("2025-03-14"), guests: 1 };
+        let wrong_type = BookingItem::Stay {
+            room_type_id: tid(SUITE),
+            room_id: rid(1),
+            check_in: d("2025-03-12"),
+            check_out: d("2025-03-14"),
+            guests: 1,
+        };
         h.take(bid(3), &wrong_type);
         assert!(h.check_invariants(&[(bid(3), &wrong_type)]).is_err());
     }
@@ -1255,7 +1345,9 @@ mod tests {
 
     fn stay_parts(item: &BookingItem) -> (RoomTypeId, RoomId, Date, Date) {
         match item {
-            BookingItem::Stay { room_type_id, room_id, check_in, check_out, .. } => (*room_type_id, *room_id, *check_in, *check_out),
+            BookingItem::Stay { room_type_id, room_id, check_in, check_out, .. } => {
+                (*room_type_id, *room_id, *check_in, *check_out)
+            }
             other => panic!("not a stay: {other:?}"),
         }
     }
@@ -1273,8 +1365,14 @@ mod tests {
         let mut h = hotel();
         // 300 nights span several 64-night words.
         book(&mut h, 1, &req(STD, Some(1), "2025-03-20", "2026-01-14", 1));
-        assert_eq!(h.place(&req(STD, Some(1), "2025-08-01", "2025-08-02", 1), now()), Err(DomainError::NoRoomAvailable));
-        assert_eq!(h.place(&req(STD, Some(1), "2026-01-13", "2026-01-20", 1), now()), Err(DomainError::NoRoomAvailable));
+        assert_eq!(
+            h.place(&req(STD, Some(1), "2025-08-01", "2025-08-02", 1), now()),
+            Err(DomainError::NoRoomAvailable)
+        );
+        assert_eq!(
+            h.place(&req(STD, Some(1), "2026-01-13", "2026-01-20", 1), now()),
+            Err(DomainError::NoRoomAvailable)
+        );
         assert!(h.place(&req(STD, Some(1), "2026-01-14", "2026-01-20", 1), now()).is_ok());
         assert!(h.place(&req(STD, Some(1), "2025-03-10", "2025-03-20", 1), now()).is_ok());
         let a = h.availability(d("2025-03-10"), d("2026-03-10"), None, now()).expect("ok");

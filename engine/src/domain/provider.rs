@@ -251,7 +251,7 @@ impl ProviderInventory {
     pub fn respec(&mut self, spec: ProviderSpec) -> Result<(), DomainError> {
         let tz = spec.validated_zone()?;
         if !self.active.is_empty() && spec.slot_minutes != self.spec.slot_minutes {
-            return Err(DomainError::ConflictsWithBookings(format!(
+            return Err(DomainError::conflicts(format!(
                 "{} active appointments are {} minutes long: the slot length cannot change while any is active",
                 self.active.len(),
                 self.spec.slot_minutes
@@ -264,7 +264,7 @@ impl ProviderInventory {
             None
         };
         if let Some((a, b)) = clash {
-            return Err(DomainError::ConflictsWithBookings(format!(
+            return Err(DomainError::conflicts(format!(
                 "bookings {a} and {b} would be closer than the new buffer of {} minutes",
                 spec.buffer_minutes
             )));
@@ -1115,11 +1115,11 @@ mod tests {
         // The slot length cannot change under active appointments.
         let mut longer = office_spec();
         longer.slot_minutes = 45;
-        assert!(matches!(inv.respec(longer.clone()), Err(DomainError::ConflictsWithBookings(_))));
+        assert!(matches!(inv.respec(longer.clone()), Err(DomainError::ConflictsWithBookings { .. })));
         // A buffer that would make the two adjacent appointments clash is refused.
         let mut buffered = office_spec();
         buffered.buffer_minutes = 5;
-        assert!(matches!(inv.respec(buffered), Err(DomainError::ConflictsWithBookings(_))));
+        assert!(matches!(inv.respec(buffered), Err(DomainError::ConflictsWithBookings { .. })));
         assert_eq!(inv.spec(), &office_spec());
 
         // New hours that no longer cover the appointments are accepted; the appointments stay.

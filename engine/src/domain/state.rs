@@ -148,7 +148,7 @@ impl ResourceState {
         spec.validate_common()?;
         let kind = Kind::build(&spec.kind)?;
         let mut s = ResourceState::empty(id, &spec, kind);
-        s.changes.push(Change::Spec(spec));
+        s.changes.push(Change::Spec(Box::new(spec)));
         Ok(s)
     }
 
@@ -171,8 +171,10 @@ impl ResourceState {
             }
             s.bookings.insert(b.id, b);
         }
+        // Positions are never reused (the store keeps them unique per resource), so the next one
+        // follows every entry given, finished ones included: the store passes the newest one.
+        s.next_position = waitlist.iter().map(|e| e.position + 1).max().unwrap_or(1).max(1);
         for e in waitlist.into_iter().filter(|e| e.status.is_active()) {
-            s.next_position = s.next_position.max(e.position + 1);
             if e.status == WaitlistStatus::Waiting {
                 s.queue.insert(e.position, e.id);
             }
@@ -248,11 +250,7 @@ impl ResourceState {
     }
     pub fn stats(&self) -> ResourceStats {
         let offered = self.entries.values().filter(|e| e.status == WaitlistStatus::Offered).count() as u64;
-        ResourceStats {
-            counters: self.counters,
-            waitlist_waiting: self.queue.len() as u64,
-            waitlist_offered: offered,
-        }
+        ResourceStats { counters: self.counters, waitlist_waiting: self.queue.len() as u64, waitlist_offered: offered }
     }
     pub fn event_availability(&self) -> Option<EventAvailability> {
         match &self.kind {
@@ -311,14 +309,19 @@ impl ResourceState {
 
     /// Decides one command at `now`. With an idempotency key, a repeated command returns its
     /// first result without deciding again; the same key with another command is refused.
-    pub fn apply(&mut self, cmd: Command, idempotency_key: Option<&str>, now: Timestamp) -> Result<Outcome, DomainError> {
+    pub fn apply(
+        &mut self,
+        cmd: Command,
+        idempotency_key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         let expired_completed = self.expire_due(now);
         if let Command::Tick = cmd {
             self.prune_idempotency(now);
             return Ok(Outcome::Ticked { expired: expired_completed.0, completed: expired_completed.1 });
         }
         let Some(key) = idempotency_key else {
-            return self.decide(cmd, now);
+            return self.decide(cmd, None, now);
         };
         check_text("idempotency_key", key, MAX_KEY_CHARS)?;
         let scope = cmd.requester().as_label();
@@ -326,18 +329,24 @@ impl ResourceState {
         if let Some(rec) = self.idempotency.get(&(scope.clone(), key.to_owned())) {
             return if rec.fingerprint == print { rec.result.clone() } else { Err(DomainError::IdempotencyKeyReused) };
         }
-        let result = self.decide(cmd, now);
-        let rec = IdempotencyRecord { scope: scope.clone(), key: key.to_owned(), fingerprint: print, result: result.clone(), at: now };
+        let result = self.decide(cmd, Some(key), now);
+        let rec = IdempotencyRecord {
+            scope: scope.clone(),
+            key: key.to_owned(),
+            fingerprint: print,
+            result: result.clone(),
+            at: now,
+        };
         self.idempotency_order.push_back((now, scope.clone(), key.to_owned()));
         self.idempotency.insert((scope, key.to_owned()), rec.clone());
-        self.changes.push(Change::Idempotency(rec));
+        self.changes.push(Change::Idempotency(Box::new(rec)));
         result
     }
 
-    fn decide(&mut self, cmd: Command, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn decide(&mut self, cmd: Command, key: Option<&str>, now: Timestamp) -> Result<Outcome, DomainError> {
         match cmd {
             Command::Hold { booking_id, user_id, request, confirm, by } => {
-                self.hold(booking_id, user_id, request, confirm, by, now)
+                self.hold(booking_id, user_id, request, confirm, by, key, now)
             }
             Command::Confirm { booking_id, payment_ref, by } => self.confirm(booking_id, payment_ref, by, now),
             Command::Release { booking_id, by } => self.release(booking_id, by, now),
@@ -353,6 +362,8 @@ impl ResourceState {
         }
     }
 
+    // The command's own fields plus the key and the clock: bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         &mut self,
         booking_id: BookingId,
@@ -360,20 +371,25 @@ impl ResourceState {
         request: BookingRequest,
         confirm: bool,
         by: Requester,
+        key: Option<&str>,
         now: Timestamp,
     ) -> Result<Outcome, DomainError> {
         if !by.may_act_for(user_id) {
             return Err(DomainError::validation("user_id", "a client can only book for themselves"));
         }
-        if self.bookings.contains_key(&booking_id) {
+        // An offer's booking takes its entry's id, so a waiting entry's id is taken too.
+        if self.bookings.contains_key(&booking_id) || self.entries.contains_key(&WaitlistEntryId(booking_id.0)) {
             return Err(DomainError::validation("booking_id", "already used"));
         }
         if self.active_bookings() >= MAX_ACTIVE_BOOKINGS as u64 {
             return Err(DomainError::TooManyActiveBookings);
         }
         let Placement { item, amount } = self.kind.inv().place(&request, now)?;
-        let (status, expires) =
-            if confirm { (BookingStatus::Confirmed, None) } else { (BookingStatus::Held, Some(now + secs(self.hold_ttl_secs))) };
+        let (status, expires) = if confirm {
+            (BookingStatus::Confirmed, None)
+        } else {
+            (BookingStatus::Held, Some(now + secs(self.hold_ttl_secs)))
+        };
         let booking = Booking {
             id: booking_id,
             resource_id: self.id,
@@ -385,7 +401,7 @@ impl ResourceState {
             payment_ref: None,
             refunded_minor: 0,
             waitlist_entry_id: None,
-            idempotency_key: None,
+            idempotency_key: key.map(str::to_owned),
             created_at: now,
             updated_at: now,
         };
@@ -405,7 +421,13 @@ impl ResourceState {
         }
     }
 
-    fn confirm(&mut self, id: BookingId, payment_ref: Option<String>, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn confirm(
+        &mut self,
+        id: BookingId,
+        payment_ref: Option<String>,
+        by: Requester,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         if let Some(p) = &payment_ref {
             check_text("payment_ref", p, MAX_KEY_CHARS)?;
         }
@@ -419,6 +441,8 @@ impl ResourceState {
                     self.finish_entry(e, WaitlistStatus::Accepted, now);
                 }
             }
+            // An offer that lapsed was passed on: accepting it late is not a late payment.
+            BookingStatus::Expired if b.waitlist_entry_id.is_some() => return Err(DomainError::OfferExpired),
             BookingStatus::Expired => {
                 // Late payment: re-take the same capacity only if nobody holds it now.
                 let Some(item) = self.kind.inv().retake(&b.item) else {
@@ -447,7 +471,10 @@ impl ResourceState {
             BookingStatus::Held => {}
             BookingStatus::Expired => return Err(DomainError::HoldExpired),
             BookingStatus::Confirmed => {
-                return Err(DomainError::InvalidTransition { status: b.status, action: "released (cancel it instead)".into() });
+                return Err(DomainError::InvalidTransition {
+                    status: b.status,
+                    action: "released (cancel it instead)".into(),
+                });
             }
             BookingStatus::Cancelled => return Err(DomainError::AlreadyCancelled),
             s => return Err(DomainError::InvalidTransition { status: s, action: "released".into() }),
@@ -479,13 +506,20 @@ impl ResourceState {
         if let Some(e) = entry {
             self.finish_entry(e, WaitlistStatus::Declined, now);
         }
-        let kind = if to == BookingStatus::Cancelled { NotificationKind::Cancelled } else { NotificationKind::Released };
+        let kind =
+            if to == BookingStatus::Cancelled { NotificationKind::Cancelled } else { NotificationKind::Released };
         self.notify(kind, user, Some(id), None, now);
         self.offer_freed(now);
         Ok(self.booking_outcome(id))
     }
 
-    fn refund(&mut self, id: BookingId, amount_minor: i64, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn refund(
+        &mut self,
+        id: BookingId,
+        amount_minor: i64,
+        by: Requester,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         if matches!(by, Requester::Client(_)) {
             return Err(DomainError::validation("by", "refunds are recorded by the payment system or an admin"));
         }
@@ -517,7 +551,13 @@ impl ResourceState {
         Ok(self.booking_outcome(id))
     }
 
-    fn reschedule(&mut self, id: BookingId, request: BookingRequest, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn reschedule(
+        &mut self,
+        id: BookingId,
+        request: BookingRequest,
+        by: Requester,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         let b = self.visible(id, by)?;
         if !b.status.is_active() {
             return Err(match b.status {
@@ -567,7 +607,14 @@ impl ResourceState {
         Ok(self.booking_outcome(id))
     }
 
-    fn join(&mut self, entry_id: WaitlistEntryId, user_id: UserId, wish: Wish, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn join(
+        &mut self,
+        entry_id: WaitlistEntryId,
+        user_id: UserId,
+        wish: Wish,
+        by: Requester,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         if !by.may_act_for(user_id) {
             return Err(DomainError::validation("user_id", "a client can only join a waitlist for themselves"));
         }
@@ -634,7 +681,13 @@ impl ResourceState {
         }
     }
 
-    fn accept(&mut self, entry_id: WaitlistEntryId, payment_ref: Option<String>, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+    fn accept(
+        &mut self,
+        entry_id: WaitlistEntryId,
+        payment_ref: Option<String>,
+        by: Requester,
+        now: Timestamp,
+    ) -> Result<Outcome, DomainError> {
         if !self.entries.contains_key(&entry_id) {
             return Err(self.finished_offer_error(entry_id, by));
         }
@@ -676,7 +729,7 @@ impl ResourceState {
         self.owner_id = spec.owner_id;
         self.hold_ttl_secs = spec.hold_ttl_secs;
         self.offer_ttl_secs = spec.offer_ttl_secs;
-        self.changes.push(Change::Spec(spec));
+        self.changes.push(Change::Spec(Box::new(spec)));
         // More capacity may now fit waiting clients.
         self.offer_freed(now);
         Ok(Outcome::SpecUpdated)
@@ -711,7 +764,8 @@ impl ResourceState {
             self.set_status(id, BookingStatus::Completed, Requester::System, "ended", at);
             completed += 1;
         }
-        if expired > 0 {
+        if expired > 0 || completed > 0 {
+            // A completion can free capacity too (an appointment's buffer, say).
             self.offer_freed(now);
         }
         (expired, completed)
@@ -823,7 +877,14 @@ impl ResourceState {
         b.updated_at = now;
         self.index_in(&b);
         self.changes.push(Change::Booking(b.clone()));
-        self.changes.push(Change::History(Transition { booking_id: id, from: Some(from), to, at: now, by, reason: reason.to_owned() }));
+        self.changes.push(Change::History(Transition {
+            booking_id: id,
+            from: Some(from),
+            to,
+            at: now,
+            by,
+            reason: reason.to_owned(),
+        }));
         self.bookings.insert(id, b);
     }
 
@@ -868,7 +929,14 @@ impl ResourceState {
         }
     }
 
-    fn notify(&mut self, kind: NotificationKind, user_id: UserId, booking_id: Option<BookingId>, entry_id: Option<WaitlistEntryId>, at: Timestamp) {
+    fn notify(
+        &mut self,
+        kind: NotificationKind,
+        user_id: UserId,
+        booking_id: Option<BookingId>,
+        entry_id: Option<WaitlistEntryId>,
+        at: Timestamp,
+    ) {
         self.changes.push(Change::Notify(Notification { kind, user_id, booking_id, entry_id, at }));
     }
 
@@ -937,3 +1005,7 @@ impl ResourceState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -97,7 +97,8 @@ impl MemoryStore {
         for change in batch.changes {
             match change {
                 Change::Spec(spec) => {
-                    data.resources.insert(batch.resource_id, StoredResource { spec, version, counters: batch.counters });
+                    data.resources
+                        .insert(batch.resource_id, StoredResource { spec: *spec, version, counters: batch.counters });
                 }
                 Change::Booking(b) => {
                     data.bookings.insert(b.id, b);
@@ -108,7 +109,7 @@ impl MemoryStore {
                 }
                 Change::Notify(n) => data.outbox.push(n),
                 Change::Idempotency(r) => {
-                    data.idempotency.insert((batch.resource_id, r.scope.clone(), r.key.clone()), r);
+                    data.idempotency.insert((batch.resource_id, r.scope.clone(), r.key.clone()), *r);
                 }
             }
         }
@@ -134,8 +135,17 @@ impl Store for MemoryStore {
             Ok(Some(LoadedResource {
                 spec: r.spec.clone(),
                 version: r.version,
-                bookings: d.bookings.values().filter(|b| b.resource_id == id && b.status.is_active()).cloned().collect(),
-                waitlist: d.waitlist.values().filter(|e| e.resource_id == id && e.status.is_active()).cloned().collect(),
+                bookings: d
+                    .bookings
+                    .values()
+                    .filter(|b| b.resource_id == id && b.status.is_active())
+                    .cloned()
+                    .collect(),
+                waitlist: {
+                    let mine = || d.waitlist.values().filter(|e| e.resource_id == id);
+                    let last = mine().map(|e| e.position).max();
+                    mine().filter(|e| e.status.is_active() || Some(e.position) == last).cloned().collect()
+                },
                 idempotency: d
                     .idempotency
                     .iter()
@@ -167,7 +177,9 @@ impl Store for MemoryStore {
 
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>> {
         let this = self.clone();
-        Box::pin(async move { Ok(this.lock().bookings.get(&booking_id).filter(|b| b.resource_id == resource_id).cloned()) })
+        Box::pin(
+            async move { Ok(this.lock().bookings.get(&booking_id).filter(|b| b.resource_id == resource_id).cloned()) },
+        )
     }
 
     fn locate_booking(&self, booking_id: BookingId) -> StoreFuture<Option<ResourceId>> {
@@ -200,7 +212,12 @@ impl Store for MemoryStore {
                 .resources
                 .iter()
                 .filter(|(_, r)| kind.is_none_or(|k| r.spec.kind.kind() == k))
-                .map(|(id, r)| ResourceSummary { id: *id, kind: r.spec.kind.kind(), name: r.spec.name.clone(), version: r.version })
+                .map(|(id, r)| ResourceSummary {
+                    id: *id,
+                    kind: r.spec.kind.kind(),
+                    name: r.spec.name.clone(),
+                    version: r.version,
+                })
                 .collect();
             v.sort_by_key(|r| r.id);
             v.truncate(usize::try_from(limit).unwrap_or(0));

@@ -40,7 +40,8 @@ pub struct LoadedResource {
     pub version: i64,
     /// Active (held, confirmed) bookings.
     pub bookings: Vec<Booking>,
-    /// Active (waiting, offered) waitlist entries.
+    /// Active (waiting, offered) waitlist entries, plus the one with the highest position
+    /// whatever its status, so that positions are never handed out twice.
     pub waitlist: Vec<WaitlistEntry>,
     /// Idempotency records younger than the retention period.
     pub idempotency: Vec<IdempotencyRecord>,

@@ -76,7 +76,8 @@ impl PgStore {
     /// Creates the database if it is missing, applies the migrations (under an advisory lock,
     /// so concurrent starts are safe) and opens the pool.
     pub async fn connect(cfg: &PgConfig) -> Result<PgStore, StoreError> {
-        let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| unavailable(format!("bad database URL: {e}")))?;
+        let mut pg: tokio_postgres::Config =
+            cfg.url.parse().map_err(|e| unavailable(format!("bad database URL: {e}")))?;
         create_database_if_missing(&pg).await?;
         migrate(&pg).await?;
         pg.options(format!("-c statement_timeout={}", cfg.statement_timeout_ms));
@@ -271,12 +272,36 @@ const COPY_BOOKINGS: &str = "COPY bookings (id, resource_id, item_kind, user_id,
     hold_expires_at, payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
     FROM STDIN (FORMAT binary)";
 const COPY_BOOKINGS_TYPES: [Type; 23] = [
-    Type::UUID, Type::UUID, Type::TEXT, Type::UUID, Type::TEXT, Type::UUID, Type::UUID, Type::DATE, Type::DATE,
-    Type::INT2, Type::UUID, Type::INT4, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8, Type::BPCHAR,
-    Type::TIMESTAMPTZ, Type::TEXT, Type::INT8, Type::UUID, Type::TEXT, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ,
+    Type::UUID,
+    Type::UUID,
+    Type::TEXT,
+    Type::UUID,
+    Type::TEXT,
+    Type::UUID,
+    Type::UUID,
+    Type::DATE,
+    Type::DATE,
+    Type::INT2,
+    Type::UUID,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::BPCHAR,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::INT8,
+    Type::UUID,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
 ];
 
-async fn copy_new_bookings(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Booking]) -> Result<(), StoreError> {
+async fn copy_new_bookings(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rid: Uuid,
+    rows: &[&Booking],
+) -> Result<(), StoreError> {
     let sink = tx.copy_in(COPY_BOOKINGS).await.map_err(db_err)?;
     let mut w = pin!(BinaryCopyInWriter::new(sink, &COPY_BOOKINGS_TYPES));
     for b in rows {
@@ -284,10 +309,29 @@ async fn copy_new_bookings(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, r
         let entry = b.waitlist_entry_id.map(|x| x.0);
         w.as_mut()
             .write(&[
-                &b.id.0, &rid, &c.kind, &b.user_id.0, &b.status.as_str(), &c.room_type_id, &c.room_id, &c.check_in,
-                &c.check_out, &c.guests, &c.category_id, &c.quantity, &c.starts_at, &c.ends_at, &b.amount.amount_minor,
-                &b.amount.currency.as_str(), &b.hold_expires_at, &b.payment_ref, &b.refunded_minor, &entry,
-                &b.idempotency_key, &b.created_at, &b.updated_at,
+                &b.id.0,
+                &rid,
+                &c.kind,
+                &b.user_id.0,
+                &b.status.as_str(),
+                &c.room_type_id,
+                &c.room_id,
+                &c.check_in,
+                &c.check_out,
+                &c.guests,
+                &c.category_id,
+                &c.quantity,
+                &c.starts_at,
+                &c.ends_at,
+                &b.amount.amount_minor,
+                &b.amount.currency.as_str(),
+                &b.hold_expires_at,
+                &b.payment_ref,
+                &b.refunded_minor,
+                &entry,
+                &b.idempotency_key,
+                &b.created_at,
+                &b.updated_at,
             ])
             .await
             .map_err(db_err)?;
@@ -296,7 +340,11 @@ async fn copy_new_bookings(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, r
     Ok(())
 }
 
-async fn copy_history(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Transition]) -> Result<(), StoreError> {
+async fn copy_history(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rid: Uuid,
+    rows: &[&Transition],
+) -> Result<(), StoreError> {
     let sink = tx
         .copy_in("COPY booking_history (booking_id, resource_id, from_status, to_status, at, by_role, by_user, reason) FROM STDIN (FORMAT binary)")
         .await
@@ -315,9 +363,15 @@ async fn copy_history(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: 
     Ok(())
 }
 
-async fn copy_outbox(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, rows: &[&Notification]) -> Result<(), StoreError> {
+async fn copy_outbox(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rid: Uuid,
+    rows: &[&Notification],
+) -> Result<(), StoreError> {
     let sink = tx
-        .copy_in("COPY outbox (resource_id, kind, user_id, booking_id, entry_id, created_at) FROM STDIN (FORMAT binary)")
+        .copy_in(
+            "COPY outbox (resource_id, kind, user_id, booking_id, entry_id, created_at) FROM STDIN (FORMAT binary)",
+        )
         .await
         .map_err(db_err)?;
     let types = [Type::UUID, Type::TEXT, Type::UUID, Type::UUID, Type::UUID, Type::TIMESTAMPTZ];
@@ -384,7 +438,8 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
     let rid = batch.resource_id.0;
     let c = batch.counters;
     let to_i64 = |v: u64| i64::try_from(v).map_err(corrupt);
-    let (hb, hu, cb, cu) = (to_i64(c.held_bookings)?, to_i64(c.held_units)?, to_i64(c.confirmed_bookings)?, to_i64(c.confirmed_units)?);
+    let (hb, hu, cb, cu) =
+        (to_i64(c.held_bookings)?, to_i64(c.held_units)?, to_i64(c.confirmed_bookings)?, to_i64(c.confirmed_units)?);
 
     // The last specification in the batch wins (a create, or an owner's update).
     let spec = batch.changes.iter().rev().find_map(|ch| match ch {
@@ -427,7 +482,8 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
             )
             .await
             .map_err(db_err)?;
-        let n = tx.execute(&stmt, &[&rid, &batch.expected_version, &hb, &hu, &cb, &cu, &batch.at]).await.map_err(db_err)?;
+        let n =
+            tx.execute(&stmt, &[&rid, &batch.expected_version, &hb, &hu, &cb, &cu, &batch.at]).await.map_err(db_err)?;
         if n == 0 {
             // Fencing: someone else wrote since we loaded. Dropping `tx` rolls back.
             return Err(StoreError::Conflict);
@@ -567,7 +623,11 @@ fn minute(v: u16) -> Result<i16, StoreError> {
     i16::try_from(v).map_err(corrupt)
 }
 
-async fn write_kind_spec(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, kind: &KindSpec) -> Result<(), StoreError> {
+async fn write_kind_spec(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rid: Uuid,
+    kind: &KindSpec,
+) -> Result<(), StoreError> {
     match kind {
         KindSpec::Hotel(h) => {
             tx.execute(
@@ -575,7 +635,14 @@ async fn write_kind_spec(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, kin
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (resource_id) DO UPDATE SET city = $2, time_zone = $3, currency = $4,
                     check_out_time = $5, booking_horizon_days = $6",
-                &[&rid, &h.city, &h.time_zone, &h.currency.as_str(), &h.check_out_time, &i32::from(h.booking_horizon_days)],
+                &[
+                    &rid,
+                    &h.city,
+                    &h.time_zone,
+                    &h.currency.as_str(),
+                    &h.check_out_time,
+                    &i32::from(h.booking_horizon_days),
+                ],
             )
             .await
             .map_err(db_err)?;
@@ -611,7 +678,8 @@ async fn write_kind_spec(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, kin
             if !h.rooms.is_empty() {
                 let ids: Vec<Uuid> = h.rooms.iter().map(|r| r.id.0).collect();
                 let types: Vec<Uuid> = h.rooms.iter().map(|r| r.room_type_id.0).collect();
-                let pos: Vec<i32> = (0..h.rooms.len()).map(|i| i32::try_from(i).map_err(corrupt)).collect::<Result<_, _>>()?;
+                let pos: Vec<i32> =
+                    (0..h.rooms.len()).map(|i| i32::try_from(i).map_err(corrupt)).collect::<Result<_, _>>()?;
                 let numbers: Vec<&str> = h.rooms.iter().map(|r| r.number.as_str()).collect();
                 tx.execute(
                     "INSERT INTO rooms (id, hotel_id, room_type_id, position, number)
@@ -645,7 +713,14 @@ async fn write_kind_spec(tx: &deadpool_postgres::Transaction<'_>, rid: Uuid, kin
                 tx.execute(
                     "INSERT INTO ticket_categories (id, event_id, position, name, capacity, price_minor)
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&c.id.0, &rid, &i32::try_from(i).map_err(corrupt)?, &c.name, &i32::try_from(c.capacity).map_err(corrupt)?, &c.price_minor],
+                    &[
+                        &c.id.0,
+                        &rid,
+                        &i32::try_from(i).map_err(corrupt)?,
+                        &c.name,
+                        &i32::try_from(c.capacity).map_err(corrupt)?,
+                        &c.price_minor,
+                    ],
                 )
                 .await
                 .map_err(db_err)?;
@@ -727,17 +802,31 @@ fn booking_from_row(r: &Row) -> Result<Booking, StoreError> {
         "stay" => BookingItem::Stay {
             room_type_id: RoomTypeId(get_uuid("room_type_id")?),
             room_id: RoomId(get_uuid("room_id")?),
-            check_in: r.try_get::<_, Option<Date>>("check_in").map_err(unavailable)?.ok_or_else(|| corrupt("check_in missing"))?,
-            check_out: r.try_get::<_, Option<Date>>("check_out").map_err(unavailable)?.ok_or_else(|| corrupt("check_out missing"))?,
-            guests: u16::try_from(r.try_get::<_, Option<i16>>("guests").map_err(unavailable)?.unwrap_or(0)).map_err(corrupt)?,
+            check_in: r
+                .try_get::<_, Option<Date>>("check_in")
+                .map_err(unavailable)?
+                .ok_or_else(|| corrupt("check_in missing"))?,
+            check_out: r
+                .try_get::<_, Option<Date>>("check_out")
+                .map_err(unavailable)?
+                .ok_or_else(|| corrupt("check_out missing"))?,
+            guests: u16::try_from(r.try_get::<_, Option<i16>>("guests").map_err(unavailable)?.unwrap_or(0))
+                .map_err(corrupt)?,
         },
         "tickets" => BookingItem::Tickets {
             category_id: r.try_get::<_, Option<Uuid>>("category_id").map_err(unavailable)?.map(CategoryId),
-            quantity: u32::try_from(r.try_get::<_, Option<i32>>("quantity").map_err(unavailable)?.unwrap_or(0)).map_err(corrupt)?,
+            quantity: u32::try_from(r.try_get::<_, Option<i32>>("quantity").map_err(unavailable)?.unwrap_or(0))
+                .map_err(corrupt)?,
         },
         "appointment" => BookingItem::Appointment {
-            starts_at: r.try_get::<_, Option<Timestamp>>("starts_at").map_err(unavailable)?.ok_or_else(|| corrupt("starts_at missing"))?,
-            ends_at: r.try_get::<_, Option<Timestamp>>("ends_at").map_err(unavailable)?.ok_or_else(|| corrupt("ends_at missing"))?,
+            starts_at: r
+                .try_get::<_, Option<Timestamp>>("starts_at")
+                .map_err(unavailable)?
+                .ok_or_else(|| corrupt("starts_at missing"))?,
+            ends_at: r
+                .try_get::<_, Option<Timestamp>>("ends_at")
+                .map_err(unavailable)?
+                .ok_or_else(|| corrupt("ends_at missing"))?,
         },
         other => return Err(corrupt(format!("unknown item kind {other}"))),
     };
@@ -920,10 +1009,19 @@ async fn read_kind_spec(c: &impl GenericClient, rid: Uuid, kind: ResourceKind) -
 async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedResource>, StoreError> {
     let mut client = store.client().await?;
     // One snapshot for the whole read, so the spec, bookings and version agree.
-    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(db_err)?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(db_err)?;
     let rid = id.0;
     let Some(r) = tx
-        .query_opt("SELECT kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version FROM resources WHERE id = $1", &[&rid])
+        .query_opt(
+            "SELECT kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version FROM resources WHERE id = $1",
+            &[&rid],
+        )
         .await
         .map_err(db_err)?
     else {
@@ -941,7 +1039,9 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
     let version: i64 = r.get(5);
     let rows = tx
         .query(
-            &format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE resource_id = $1 AND status IN ('held', 'confirmed')"),
+            &format!(
+                "SELECT {BOOKING_COLUMNS} FROM bookings WHERE resource_id = $1 AND status IN ('held', 'confirmed')"
+            ),
             &[&rid],
         )
         .await
@@ -950,7 +1050,9 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
     let rows = tx
         .query(
             "SELECT id, user_id, wish, status, position, offer_booking_id, offer_expires_at, joined_at, updated_at
-             FROM waitlist_entries WHERE resource_id = $1 AND status IN ('waiting', 'offered') ORDER BY position",
+             FROM waitlist_entries WHERE resource_id = $1 AND (status IN ('waiting', 'offered')
+                OR position = (SELECT max(position) FROM waitlist_entries WHERE resource_id = $1))
+             ORDER BY position",
             &[&rid],
         )
         .await
@@ -964,7 +1066,8 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
             resource_id: id,
             user_id: UserId(w.get(1)),
             wish: serde_json::from_value::<Wish>(wish).map_err(corrupt)?,
-            status: WaitlistStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown waitlist status {status}")))?,
+            status: WaitlistStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("unknown waitlist status {status}")))?,
             position: w.get(4),
             offer_booking_id: w.get::<_, Option<Uuid>>(5).map(BookingId),
             offer_expires_at: w.get(6),
@@ -1011,7 +1114,10 @@ impl Store for PgStore {
         Box::pin(async move {
             let c = this.client().await?;
             let row = c
-                .query_opt(&format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND resource_id = $2"), &[&booking_id.0, &resource_id.0])
+                .query_opt(
+                    &format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND resource_id = $2"),
+                    &[&booking_id.0, &resource_id.0],
+                )
                 .await
                 .map_err(db_err)?;
             row.as_ref().map(booking_from_row).transpose()
@@ -1022,7 +1128,10 @@ impl Store for PgStore {
         let this = self.clone();
         Box::pin(async move {
             let c = this.client().await?;
-            let row = c.query_opt("SELECT resource_id FROM bookings WHERE id = $1", &[&booking_id.0]).await.map_err(db_err)?;
+            let row = c
+                .query_opt("SELECT resource_id FROM bookings WHERE id = $1", &[&booking_id.0])
+                .await
+                .map_err(db_err)?;
             Ok(row.map(|r| ResourceId(r.get(0))))
         })
     }

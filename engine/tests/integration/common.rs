@@ -1,7 +1,7 @@
 //! Shared test plumbing: a fresh Postgres database per test, engines over either store.
 
-use engine::store::postgres::{PgConfig, PgStore};
 use engine::Clock;
+use engine::store::postgres::{PgConfig, PgStore};
 use std::sync::Arc;
 
 /// Base URL of the test server (no database name). Tests use the machine's real Postgres.

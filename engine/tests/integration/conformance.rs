@@ -18,7 +18,12 @@ fn t0() -> Timestamp {
 }
 
 /// Commits whatever `state` decided since the last call.
-async fn flush(store: &dyn Store, state: &mut ResourceState, version: &mut i64, at: Timestamp) -> Result<(), StoreError> {
+async fn flush(
+    store: &dyn Store,
+    state: &mut ResourceState,
+    version: &mut i64,
+    at: Timestamp,
+) -> Result<(), StoreError> {
     let batch = CommitBatch {
         resource_id: state.id(),
         kind: state.kind().kind(),
@@ -116,16 +121,36 @@ async fn suite(store: Arc<dyn Store>) {
 
     // A stale writer is fenced off and writes nothing.
     let later = now + SignedDuration::from_mins(1);
-    state.apply(Command::Cancel { booking_id: c.id, reason: "plans changed".into(), by: Requester::Client(users[2]) }, None, later).expect("cancel c");
+    state
+        .apply(
+            Command::Cancel { booking_id: c.id, reason: "plans changed".into(), by: Requester::Client(users[2]) },
+            None,
+            later,
+        )
+        .expect("cancel c");
     let pending = state.take_changes();
     let refused = store
-        .commit(CommitBatch { resource_id: id, kind: ResourceKind::Event, expected_version: 1, changes: pending.clone(), counters: state.counters(), at: later })
+        .commit(CommitBatch {
+            resource_id: id,
+            kind: ResourceKind::Event,
+            expected_version: 1,
+            changes: pending.clone(),
+            counters: state.counters(),
+            at: later,
+        })
         .await;
     assert_eq!(refused, Err(StoreError::Conflict));
     let seen = store.load_booking(id, c.id).await.expect("load booking").expect("exists");
     assert_eq!(seen.status, BookingStatus::Confirmed, "a fenced commit must not write");
     version = store
-        .commit(CommitBatch { resource_id: id, kind: ResourceKind::Event, expected_version: version, changes: pending, counters: state.counters(), at: later })
+        .commit(CommitBatch {
+            resource_id: id,
+            kind: ResourceKind::Event,
+            expected_version: version,
+            changes: pending,
+            counters: state.counters(),
+            at: later,
+        })
         .await
         .expect("commit with the right version");
     assert_eq!(version, 3);
@@ -147,7 +172,8 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(loaded.waitlist.len(), 1);
     assert_eq!(loaded.waitlist[0].status, engine::domain::waitlist::WaitlistStatus::Offered);
     assert_eq!(loaded.idempotency.len(), 1);
-    let restored = ResourceState::restore(id, loaded.spec, loaded.bookings, loaded.waitlist, loaded.idempotency).expect("restore");
+    let restored =
+        ResourceState::restore(id, loaded.spec, loaded.bookings, loaded.waitlist, loaded.idempotency).expect("restore");
     assert_eq!(restored.counters(), state.counters());
     restored.check_invariants().expect("restored state is sound");
     let mut restored = restored;
@@ -169,7 +195,13 @@ async fn suite(store: Arc<dyn Store>) {
 
     // Lapsed holds are found once their time has come.
     let lapse = b.hold_expires_at.expect("held");
-    assert!(!store.resources_with_lapsed_holds(lapse - SignedDuration::from_secs(1), 100).await.expect("sweep").contains(&id));
+    assert!(
+        !store
+            .resources_with_lapsed_holds(lapse - SignedDuration::from_secs(1), 100)
+            .await
+            .expect("sweep")
+            .contains(&id)
+    );
     assert!(store.resources_with_lapsed_holds(lapse, 100).await.expect("sweep").contains(&id));
 
     let events = store.list_resources(Some(ResourceKind::Event), 100).await.expect("list");
@@ -219,11 +251,22 @@ async fn postgres_stores_counters_and_history_readably() {
         .await
         .expect("resource row");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (1, 3, 1));
-    let taken: i64 = c.query_one("SELECT taken FROM events WHERE resource_id = $1", &[&id.0]).await.expect("event").get(0);
+    let taken: i64 =
+        c.query_one("SELECT taken FROM events WHERE resource_id = $1", &[&id.0]).await.expect("event").get(0);
     assert_eq!(taken, 3);
-    let h = c.query_one("SELECT from_status, to_status, by_role FROM booking_history WHERE resource_id = $1", &[&id.0]).await.expect("history");
-    assert_eq!((h.get::<_, Option<String>>(0), h.get::<_, String>(1), h.get::<_, String>(2)), (None, "confirmed".into(), "client".into()));
-    let n: i64 = c.query_one("SELECT count(*) FROM outbox WHERE resource_id = $1 AND kind = 'confirmed'", &[&id.0]).await.expect("outbox").get(0);
+    let h = c
+        .query_one("SELECT from_status, to_status, by_role FROM booking_history WHERE resource_id = $1", &[&id.0])
+        .await
+        .expect("history");
+    assert_eq!(
+        (h.get::<_, Option<String>>(0), h.get::<_, String>(1), h.get::<_, String>(2)),
+        (None, "confirmed".into(), "client".into())
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM outbox WHERE resource_id = $1 AND kind = 'confirmed'", &[&id.0])
+        .await
+        .expect("outbox")
+        .get(0);
     assert_eq!(n, 1, "the confirmation notification is written with the booking");
     // The database itself refuses an oversell even if an actor were wrong.
     let over = c.execute("UPDATE events SET taken = 11 WHERE resource_id = $1", &[&id.0]).await;

@@ -132,7 +132,9 @@ async fn two_hundred_clients_for_one_appointment_slot() {
     let id = engine.create(fixtures::provider(UserId::new_v7(), "Dr. Race")).await.expect("create");
     // The first free slot a few working days ahead.
     let slot = engine
-        .read(id, |s, now| (3..14).find_map(|d| s.provider_free_slots(hotel_day(d), now).ok().and_then(|v| v.into_iter().next())))
+        .read(id, |s, now| {
+            (3..14).find_map(|d| s.provider_free_slots(hotel_day(d), now).ok().and_then(|v| v.into_iter().next()))
+        })
         .await
         .expect("read")
         .expect("a working day has slots");

@@ -46,7 +46,9 @@ struct World {
 }
 
 fn random_request(rng: &mut StdRng, w: &World) -> (ResourceId, BookingRequest) {
-    let day = |n: i64| -> jiff::civil::Date { "2030-01-08".parse::<jiff::civil::Date>().expect("date").checked_add(jiff::Span::new().days(n)).expect("date") };
+    let day = |n: i64| -> jiff::civil::Date {
+        "2030-01-08".parse::<jiff::civil::Date>().expect("date").checked_add(jiff::Span::new().days(n)).expect("date")
+    };
     match rng.random_range(0..3) {
         0 => (w.event, BookingRequest::Tickets { category_id: None, quantity: rng.random_range(1..=3) }),
         1 => {
@@ -111,11 +113,27 @@ async fn run(seed: u64) -> usize {
                     let (rid, request) = random_request(&mut rng, &world);
                     let booking_id = BookingId::new_v7();
                     let confirm = rng.random_bool(0.3);
-                    (rid, Command::Hold { booking_id, user_id: u, request, confirm, by: Requester::Client(u) }, Some((rid, booking_id, u)))
+                    (
+                        rid,
+                        Command::Hold { booking_id, user_id: u, request, confirm, by: Requester::Client(u) },
+                        Some((rid, booking_id, u)),
+                    )
                 }
-                (5..=6, Some((rid, b, owner))) => (rid, Command::Confirm { booking_id: b, payment_ref: Some(format!("pay-{b}")), by: Requester::Client(owner) }, None),
-                (7, Some((rid, b, owner))) => (rid, Command::Release { booking_id: b, by: Requester::Client(owner) }, None),
-                (_, Some((rid, b, owner))) => (rid, Command::Cancel { booking_id: b, reason: String::new(), by: Requester::Client(owner) }, None),
+                (5..=6, Some((rid, b, owner))) => (
+                    rid,
+                    Command::Confirm {
+                        booking_id: b,
+                        payment_ref: Some(format!("pay-{b}")),
+                        by: Requester::Client(owner),
+                    },
+                    None,
+                ),
+                (7, Some((rid, b, owner))) => {
+                    (rid, Command::Release { booking_id: b, by: Requester::Client(owner) }, None)
+                }
+                (_, Some((rid, b, owner))) => {
+                    (rid, Command::Cancel { booking_id: b, reason: String::new(), by: Requester::Client(owner) }, None)
+                }
             };
             if let Some(k) = new {
                 known.push(k);
@@ -152,27 +170,42 @@ async fn run(seed: u64) -> usize {
     for (id, (rid, status)) in &acked {
         let stored = data.bookings.get(id).unwrap_or_else(|| panic!("seed {seed}: acknowledged booking {id} lost"));
         assert_eq!(stored.resource_id, *rid);
-        assert!(may_follow(*status, stored.status), "seed {seed}: booking {id} acknowledged {status:?}, stored {:?}", stored.status);
+        assert!(
+            may_follow(*status, stored.status),
+            "seed {seed}: booking {id} acknowledged {status:?}, stored {:?}",
+            stored.status
+        );
     }
     // What the store holds rebuilds into sound states whose counters match the stored ones.
     for rid in [world.event, world.hotel, world.provider] {
         let l = store.load(rid).await.expect("load").expect("exists");
-        let state = ResourceState::restore(rid, l.spec, l.bookings.clone(), l.waitlist, l.idempotency).expect("restore");
+        let state =
+            ResourceState::restore(rid, l.spec, l.bookings.clone(), l.waitlist, l.idempotency).expect("restore");
         state.check_invariants().unwrap_or_else(|e| panic!("seed {seed}: stored state broken: {e}"));
         assert_eq!(Some(state.counters()), data.counters(rid), "seed {seed}: stored counters disagree with the rows");
         // And independently of the domain's own checks: no oversell, no overlap.
         let active: Vec<_> = l.bookings.iter().filter(|b| b.status.is_active()).collect();
-        let tickets: u32 = active.iter().map(|b| if let BookingItem::Tickets { quantity, .. } = b.item { quantity } else { 0 }).sum();
+        let tickets: u32 =
+            active.iter().map(|b| if let BookingItem::Tickets { quantity, .. } = b.item { quantity } else { 0 }).sum();
         assert!(tickets <= 12, "seed {seed}: {tickets} tickets for 12 seats");
         for (i, a) in active.iter().enumerate() {
             for b in &active[i + 1..] {
                 match (&a.item, &b.item) {
-                    (BookingItem::Stay { room_id: r1, check_in: i1, check_out: o1, .. }, BookingItem::Stay { room_id: r2, check_in: i2, check_out: o2, .. }) => {
+                    (
+                        BookingItem::Stay { room_id: r1, check_in: i1, check_out: o1, .. },
+                        BookingItem::Stay { room_id: r2, check_in: i2, check_out: o2, .. },
+                    ) => {
                         assert!(r1 != r2 || o1 <= i2 || o2 <= i1, "seed {seed}: overlapping stays on one room");
                     }
-                    (BookingItem::Appointment { starts_at: s1, ends_at: e1 }, BookingItem::Appointment { starts_at: s2, ends_at: e2 }) => {
+                    (
+                        BookingItem::Appointment { starts_at: s1, ends_at: e1 },
+                        BookingItem::Appointment { starts_at: s2, ends_at: e2 },
+                    ) => {
                         let buf = SignedDuration::from_mins(10);
-                        assert!(*e1 + buf <= *s2 || *e2 + buf <= *s1, "seed {seed}: appointments overlap (buffers included)");
+                        assert!(
+                            *e1 + buf <= *s2 || *e2 + buf <= *s1,
+                            "seed {seed}: appointments overlap (buffers included)"
+                        );
                     }
                     _ => {}
                 }

@@ -44,6 +44,11 @@ struct Args {
     naive_clients: u32,
     #[arg(long, default_value = "../shared/bench/naive-sql")]
     naive_dir: PathBuf,
+    /// SQL run on the fresh benchmark database before the load, for profiling experiments
+    /// (e.g. "DROP INDEX bookings_user" to see what one index costs). Never used for the
+    /// figures in docs/benchmarks.md unless stated there.
+    #[arg(long)]
+    setup_sql: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -81,6 +86,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     cfg.pool_size = args.pool_size;
     let store = PgStore::connect(&cfg).await?;
     let check = admin(&args, db).await?;
+    if let Some(sql) = &args.setup_sql {
+        check.batch_execute(sql).await?;
+    }
     let sync: String = check.query_one("SHOW synchronous_commit", &[]).await?.get(0);
     let fsync: String = check.query_one("SHOW fsync", &[]).await?.get(0);
 
@@ -102,7 +110,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
     for _ in 0..args.clients {
         let e = engine.clone();
         handles.push(actix::spawn(async move {
-            let mut s = ClientStats { latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?, ok: 0, sold_out: 0, busy: 0, other: 0 };
+            let mut s = ClientStats {
+                latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+                ok: 0,
+                sold_out: 0,
+                busy: 0,
+                other: 0,
+            };
             let user = UserId::new_v7();
             while Instant::now() < deadline {
                 let cmd = Command::Hold {
@@ -128,7 +142,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
             Ok::<_, hdrhistogram::CreationError>(s)
         }));
     }
-    let mut total = ClientStats { latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?, ok: 0, sold_out: 0, busy: 0, other: 0 };
+    let mut total = ClientStats {
+        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        ok: 0,
+        sold_out: 0,
+        busy: 0,
+        other: 0,
+    };
     for h in handles {
         let s = h.await??;
         total.latency_us.add(&s.latency_us)?;
@@ -152,7 +172,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         .await?;
     let (active, all, taken, outbox): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
     let acked = i64::try_from(total.ok)?;
-    let invariants_ok = active == acked && all == acked && taken == acked && outbox == acked && u64::try_from(active)? <= capacity;
+    let invariants_ok =
+        active == acked && all == acked && taken == acked && outbox == acked && u64::try_from(active)? <= capacity;
 
     let naive = if args.skip_naive { None } else { Some(naive_baseline(&args)?) };
     let rate = total.ok as f64 / elapsed;
@@ -167,13 +188,27 @@ async fn run(args: Args) -> Result<(), BoxError> {
         });
         println!("{v}");
     } else {
-        println!("engine, one hot event, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})", args.clients);
+        println!(
+            "engine, one hot event, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})",
+            args.clients
+        );
         println!("  bookings/s        {rate:.0}");
-        println!("  latency ms        p50 {:.2}  p99 {:.2}  max {:.2}", q(0.5), q(0.99), total.latency_us.max() as f64 / 1000.0);
-        println!("  outcomes          ok {}  sold_out {}  busy {}  other {}", total.ok, total.sold_out, total.busy, total.other);
+        println!(
+            "  latency ms        p50 {:.2}  p99 {:.2}  max {:.2}",
+            q(0.5),
+            q(0.99),
+            total.latency_us.max() as f64 / 1000.0
+        );
+        println!(
+            "  outcomes          ok {}  sold_out {}  busy {}  other {}",
+            total.ok, total.sold_out, total.busy, total.other
+        );
         println!("  database          active {active}  rows {all}  events.taken {taken}  outbox {outbox}");
         if let Some(n) = naive {
-            println!("naive SQL (hot.sql, pgbench -c {} -j 2, {} s): {n:.0} bookings/s", args.naive_clients, args.naive_seconds);
+            println!(
+                "naive SQL (hot.sql, pgbench -c {} -j 2, {} s): {n:.0} bookings/s",
+                args.naive_clients, args.naive_seconds
+            );
             println!("ratio engine / naive: {:.1}x", rate / n);
         }
         println!("invariants: {}", if invariants_ok { "PASS" } else { "FAIL" });
@@ -197,18 +232,20 @@ fn naive_baseline(args: &Args) -> Result<f64, BoxError> {
     };
     run(Proc::new("dropdb").args(conn).args(["-p", &port, "--if-exists", "--force", "naive_bench"]))?;
     run(Proc::new("createdb").args(conn).args(["-p", &port, "naive_bench"]))?;
-    run(Proc::new("psql").args(conn).args(["-p", &port, "-q", "-d", "naive_bench", "-f"]).arg(args.naive_dir.join("schema.sql")))?;
-    let out = run(Proc::new("pgbench").args(conn).args(["-p", &port, "-n", "-d", "naive_bench", "-f"]).arg(args.naive_dir.join("hot.sql")).args([
-        "-c",
-        &args.naive_clients.to_string(),
-        "-j",
-        "2",
-        "-T",
-        &args.naive_seconds.to_string(),
-    ]))?;
+    run(Proc::new("psql")
+        .args(conn)
+        .args(["-p", &port, "-q", "-d", "naive_bench", "-f"])
+        .arg(args.naive_dir.join("schema.sql")))?;
+    let out = run(Proc::new("pgbench")
+        .args(conn)
+        .args(["-p", &port, "-n", "-d", "naive_bench", "-f"])
+        .arg(args.naive_dir.join("hot.sql"))
+        .args(["-c", &args.naive_clients.to_string(), "-j", "2", "-T", &args.naive_seconds.to_string()]))?;
     let tps = out
         .lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok()))
+        .find_map(|l| {
+            l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok())
+        })
         .ok_or("no tps line in pgbench output")?;
     run(Proc::new("dropdb").args(conn).args(["-p", &port, "--if-exists", "--force", "naive_bench"]))?;
     Ok(tps)
