@@ -95,6 +95,9 @@ pub struct ResourceActor {
     stopping: bool,
     last_active: Instant,
     timer: Option<(Timestamp, SpawnHandle)>,
+    /// When the in-flight commit started, and when the previous one ended (for tracing).
+    commit_started: Instant,
+    last_commit_ended: Instant,
 }
 
 impl ResourceActor {
@@ -124,6 +127,8 @@ impl ResourceActor {
             stopping: false,
             last_active: Instant::now(),
             timer: None,
+            commit_started: Instant::now(),
+            last_commit_ended: Instant::now(),
         }
     }
 
@@ -228,12 +233,23 @@ impl ResourceActor {
             at: self.clock.now(),
         };
         self.in_flight = Some(waiters);
+        self.commit_started = Instant::now();
         let fut = self.store.commit(batch);
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| act.committed(res, ctx)));
     }
 
     fn committed(&mut self, res: Result<i64, StoreError>, ctx: &mut Context<Self>) {
         let waiters = self.in_flight.take().unwrap_or_default();
+        let now = Instant::now();
+        tracing::debug!(
+            resource = %self.id,
+            batch = waiters.len(),
+            commit_us = now.duration_since(self.commit_started).as_micros() as u64,
+            idle_before_us = self.commit_started.duration_since(self.last_commit_ended).as_micros() as u64,
+            ok = res.is_ok(),
+            "group commit"
+        );
+        self.last_commit_ended = now;
         match res {
             Ok(v) => {
                 self.version = v;

@@ -66,7 +66,10 @@ struct ClientStats {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     actix::System::new().block_on(run(args))
 }
 
