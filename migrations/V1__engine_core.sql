@@ -206,6 +206,8 @@ CREATE TABLE waitlist_entries (
 CREATE UNIQUE INDEX waitlist_one_active_per_wish ON waitlist_entries (resource_id, user_id, wish)
     WHERE status IN ('waiting', 'offered');
 CREATE UNIQUE INDEX waitlist_position ON waitlist_entries (resource_id, position);
+-- "My waitlist entries", newest first.
+CREATE INDEX waitlist_by_user ON waitlist_entries (user_id, joined_at);
 
 -- Transactional outbox: one row per notification, written with the change that causes it.
 -- The table is the queue of what is still to deliver: a delivery worker deletes a row once

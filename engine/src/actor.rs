@@ -241,6 +241,12 @@ impl ResourceActor {
     fn committed(&mut self, res: Result<i64, StoreError>, ctx: &mut Context<Self>) {
         let waiters = self.in_flight.take().unwrap_or_default();
         let now = Instant::now();
+        metrics::histogram!("engine_commit_batch_size").record(waiters.len() as f64);
+        metrics::histogram!("engine_commit_duration_seconds")
+            .record(now.duration_since(self.commit_started).as_secs_f64());
+        if res.is_err() {
+            metrics::counter!("engine_commit_failures_total").increment(1);
+        }
         tracing::debug!(
             resource = %self.id,
             batch = waiters.len(),

@@ -69,9 +69,11 @@ impl EngineInner {
 
     /// Forgets the actor of `id` and tells it to stop after what it already queued.
     pub(crate) fn forget(&self, id: ResourceId) {
-        if let Some(e) = self.lock().remove(&id) {
+        let mut map = self.lock();
+        if let Some(e) = map.remove(&id) {
             e.addr.do_send(Stop);
         }
+        metrics::gauge!("engine_active_resources").set(map.len() as f64);
     }
 
     fn send<M>(&self, id: ResourceId, msg: M) -> Result<(), EngineError>
@@ -90,6 +92,7 @@ impl EngineInner {
                 self.make_room(&mut map);
                 let addr = self.spawn_actor(id, None);
                 map.insert(id, Entry { addr, last_used: Instant::now() });
+                metrics::gauge!("engine_active_resources").set(map.len() as f64);
             }
             let Some(entry) = map.get_mut(&id) else { break };
             entry.last_used = Instant::now();
@@ -179,11 +182,27 @@ impl Engine {
         cmd: Command,
         idempotency_key: Option<String>,
     ) -> Result<Outcome, EngineError> {
+        let name = cmd.name();
         let (tx, rx) = oneshot::channel();
-        self.inner.send(id, Exec { cmd, idempotency_key, reply: Some(tx) })?;
-        rx.await.unwrap_or_else(|_| {
-            Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into()))
-        })
+        let result = match self.inner.send(id, Exec { cmd, idempotency_key, reply: Some(tx) }) {
+            Ok(()) => {
+                // Sent and not yet answered: what sits in mailboxes and pending batches.
+                let queued = metrics::gauge!("engine_queued_commands");
+                queued.increment(1.0);
+                let r = rx.await.unwrap_or_else(|_| {
+                    Err(EngineError::StoreUnavailable("the resource's actor stopped before answering".into()))
+                });
+                queued.decrement(1.0);
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        metrics::counter!("engine_commands_total", "command" => name, "outcome" => outcome).increment(1);
+        result
     }
 
     /// Runs `f` against the resource's current state (decisions in flight included).

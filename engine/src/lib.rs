@@ -10,6 +10,8 @@ pub mod engine;
 pub mod error;
 pub mod fixtures;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;

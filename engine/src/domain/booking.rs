@@ -77,7 +77,7 @@ pub enum BookingItem {
 
 /// What a client asks for; the resource turns it into a [`BookingItem`] or an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BookingRequest {
     /// `room_id` asks for one particular room; otherwise the hotel assigns one of the type.
     Stay {
@@ -98,7 +98,7 @@ pub enum BookingRequest {
 
 /// What a waitlisted client wants; when capacity frees, the first wish that fits gets an offer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Wish {
     Stay {
         room_type_id: RoomTypeId,

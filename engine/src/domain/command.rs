@@ -96,6 +96,25 @@ impl Command {
             _ => None,
         }
     }
+    /// A short name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hold { confirm: true, .. } => "book",
+            Command::Hold { .. } => "hold",
+            Command::Confirm { .. } => "confirm",
+            Command::Release { .. } => "release",
+            Command::Cancel { .. } => "cancel",
+            Command::RecordRefund { .. } => "refund",
+            Command::Reschedule { .. } => "reschedule",
+            Command::JoinWaitlist { .. } => "join_waitlist",
+            Command::LeaveWaitlist { .. } => "leave_waitlist",
+            Command::AcceptOffer { .. } => "accept_offer",
+            Command::DeclineOffer { .. } => "decline_offer",
+            Command::UpdateSpec { .. } => "update_spec",
+            Command::Tick => "tick",
+        }
+    }
+
     pub fn requester(&self) -> Requester {
         match self {
             Command::Hold { by, .. }

@@ -2,14 +2,18 @@
 //! database and deterministic simulation tests, where `Faults` injects commit failures,
 //! ambiguous commits (written, but reported failed) and slow commits.
 
-use super::{CommitBatch, LoadedResource, ResourceSummary, Store, StoreError, StoreFuture};
+use super::{
+    BookingFilter, CommitBatch, LoadedResource, ResourceFilter, ResourceSummary, Store, StoreError, StoreFuture,
+    clamp_list_limit,
+};
 use crate::domain::booking::{Booking, BookingStatus, Transition};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
-use crate::domain::ids::{BookingId, ResourceId, WaitlistEntryId};
-use crate::domain::spec::{ResourceKind, ResourceSpec};
+use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
+use crate::domain::spec::{KindSpec, ResourceSpec};
 use crate::domain::state::{Counters, IDEMPOTENCY_RETENTION_SECS};
 use crate::domain::waitlist::WaitlistEntry;
 use jiff::{SignedDuration, Timestamp};
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -204,24 +208,85 @@ impl Store for MemoryStore {
         })
     }
 
-    fn list_resources(&self, kind: Option<ResourceKind>, limit: i64) -> StoreFuture<Vec<ResourceSummary>> {
+    fn list_resources(&self, filter: ResourceFilter) -> StoreFuture<Vec<ResourceSummary>> {
         let this = self.clone();
         Box::pin(async move {
             let d = this.lock();
+            let city = filter.city.as_deref().map(str::to_lowercase);
             let mut v: Vec<ResourceSummary> = d
                 .resources
                 .iter()
-                .filter(|(_, r)| kind.is_none_or(|k| r.spec.kind.kind() == k))
+                .filter(|(id, r)| {
+                    filter.kind.is_none_or(|k| r.spec.kind.kind() == k)
+                        && filter.owner_id.is_none_or(|o| r.spec.owner_id == o)
+                        && filter.after.is_none_or(|a| **id > a)
+                        && city.as_ref().is_none_or(|c| match &r.spec.kind {
+                            KindSpec::Hotel(h) => h.city.to_lowercase() == *c,
+                            _ => false,
+                        })
+                })
                 .map(|(id, r)| ResourceSummary {
                     id: *id,
                     kind: r.spec.kind.kind(),
                     name: r.spec.name.clone(),
+                    owner_id: r.spec.owner_id,
+                    city: match &r.spec.kind {
+                        KindSpec::Hotel(h) => Some(h.city.clone()),
+                        _ => None,
+                    },
                     version: r.version,
                 })
                 .collect();
             v.sort_by_key(|r| r.id);
-            v.truncate(usize::try_from(limit).unwrap_or(0));
+            v.truncate(page_len(filter.limit));
             Ok(v)
         })
     }
+
+    fn list_bookings(&self, filter: BookingFilter) -> StoreFuture<Vec<Booking>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            let owned_by =
+                |b: &Booking, owner: UserId| d.resources.get(&b.resource_id).is_some_and(|r| r.spec.owner_id == owner);
+            let mut v: Vec<Booking> = d
+                .bookings
+                .values()
+                .filter(|b| {
+                    filter.user_id.is_none_or(|u| b.user_id == u)
+                        && filter.resource_id.is_none_or(|r| b.resource_id == r)
+                        && filter.owner_id.is_none_or(|o| owned_by(b, o))
+                        && (filter.statuses.is_empty() || filter.statuses.contains(&b.status))
+                        && filter.created_from.is_none_or(|t| b.created_at >= t)
+                        && filter.created_to.is_none_or(|t| b.created_at < t)
+                        && filter.before.is_none_or(|cursor| (b.created_at, b.id) < cursor)
+                })
+                .cloned()
+                .collect();
+            v.sort_by_key(|b| Reverse((b.created_at, b.id)));
+            v.truncate(page_len(filter.limit));
+            Ok(v)
+        })
+    }
+
+    fn locate_entry(&self, entry_id: WaitlistEntryId) -> StoreFuture<Option<ResourceId>> {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.lock().waitlist.get(&entry_id).map(|e| e.resource_id)) })
+    }
+
+    fn list_waitlist_entries(&self, user_id: UserId, limit: i64) -> StoreFuture<Vec<WaitlistEntry>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            let mut v: Vec<WaitlistEntry> = d.waitlist.values().filter(|e| e.user_id == user_id).cloned().collect();
+            v.sort_by_key(|e| Reverse((e.joined_at, e.id)));
+            v.truncate(page_len(limit));
+            Ok(v)
+        })
+    }
+}
+
+/// A listing's page size as a length (the clamp keeps it within 1..=1000).
+fn page_len(limit: i64) -> usize {
+    usize::try_from(clamp_list_limit(limit)).unwrap_or(1)
 }

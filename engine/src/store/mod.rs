@@ -1,6 +1,6 @@
 //! Persistence behind one trait. `postgres` is production; `memory` serves first runs with no
 //! database and deterministic simulation tests (with injectable faults). Both pass the same
-//! conformance suite (engine/tests/store_conformance.rs).
+//! conformance suite (engine/tests/integration/conformance.rs).
 //!
 //! The contract: `commit` writes a batch of changes atomically *only if* the resource's
 //! version is still the one the writer loaded (fencing), and returns the new version.
@@ -8,9 +8,9 @@
 pub mod memory;
 pub mod postgres;
 
-use crate::domain::booking::Booking;
+use crate::domain::booking::{Booking, BookingStatus};
 use crate::domain::command::{Change, IdempotencyRecord};
-use crate::domain::ids::{BookingId, ResourceId};
+use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
 use crate::domain::spec::{ResourceKind, ResourceSpec};
 use crate::domain::state::Counters;
 use crate::domain::waitlist::WaitlistEntry;
@@ -68,7 +68,48 @@ pub struct ResourceSummary {
     pub id: ResourceId,
     pub kind: ResourceKind,
     pub name: String,
+    pub owner_id: UserId,
+    /// The hotel's city as the owner spelled it; `None` for every other kind.
+    pub city: Option<String>,
     pub version: i64,
+}
+
+/// Largest page any listing returns.
+pub const MAX_LIST_LIMIT: i64 = 1000;
+
+/// A listing's page size: `limit` clamped to `1..=MAX_LIST_LIMIT`.
+pub fn clamp_list_limit(limit: i64) -> i64 {
+    limit.clamp(1, MAX_LIST_LIMIT)
+}
+
+/// Which resources to list. Ordered by id ascending; `after` is the keyset cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceFilter {
+    pub kind: Option<ResourceKind>,
+    pub owner_id: Option<UserId>,
+    /// Hotels whose city equals this, ignoring case (resources of other kinds never match).
+    pub city: Option<String>,
+    pub after: Option<ResourceId>,
+    /// 1..=1000; larger values are clamped to 1000, smaller to 1.
+    pub limit: i64,
+}
+
+/// Which bookings to list. Ordered newest first: created_at descending, then id descending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingFilter {
+    pub user_id: Option<UserId>,
+    pub resource_id: Option<ResourceId>,
+    /// Bookings of any resource this user owns.
+    pub owner_id: Option<UserId>,
+    /// Empty means any status.
+    pub statuses: Vec<BookingStatus>,
+    /// created_at in [created_from, created_to).
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    /// Keyset cursor: only bookings strictly before (created_at, id) in the order above.
+    pub before: Option<(Timestamp, BookingId)>,
+    /// 1..=1000, clamped like ResourceFilter::limit.
+    pub limit: i64,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -89,5 +130,16 @@ pub trait Store: Send + Sync + 'static {
     /// expiries happen even for resources no actor has in memory (e.g. after a restart).
     fn resources_with_lapsed_holds(&self, now: Timestamp, limit: i64) -> StoreFuture<Vec<ResourceId>>;
 
-    fn list_resources(&self, kind: Option<ResourceKind>, limit: i64) -> StoreFuture<Vec<ResourceSummary>>;
+    /// Resources matching `filter`, by id ascending, at most `filter.limit` (clamped 1..=1000).
+    fn list_resources(&self, filter: ResourceFilter) -> StoreFuture<Vec<ResourceSummary>>;
+
+    /// Bookings matching every filter that is set, any status unless `statuses` says otherwise,
+    /// newest first (created_at desc, id desc), at most `filter.limit` (clamped 1..=1000).
+    fn list_bookings(&self, filter: BookingFilter) -> StoreFuture<Vec<Booking>>;
+
+    /// Which resource a waitlist entry belongs to (for routing commands that name only the entry).
+    fn locate_entry(&self, entry_id: WaitlistEntryId) -> StoreFuture<Option<ResourceId>>;
+
+    /// A user's waitlist entries, any status, newest first (joined_at desc, id desc), at most `limit` (clamped 1..=1000).
+    fn list_waitlist_entries(&self, user_id: UserId, limit: i64) -> StoreFuture<Vec<WaitlistEntry>>;
 }

@@ -4,7 +4,10 @@
 //! changed booking, history row, waitlist entry, outbox row and idempotency record with one
 //! `unnest` statement per table, whatever the batch size.
 
-use super::{CommitBatch, LoadedResource, ResourceSummary, Store, StoreError, StoreFuture};
+use super::{
+    BookingFilter, CommitBatch, LoadedResource, ResourceFilter, ResourceSummary, Store, StoreError, StoreFuture,
+    clamp_list_limit,
+};
 use crate::domain::booking::{Booking, BookingItem, BookingStatus, Requester, Transition, Wish};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
 use crate::domain::event::{CategorySpec, EventSpec};
@@ -22,7 +25,7 @@ use std::pin::pin;
 use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -1151,29 +1154,173 @@ impl Store for PgStore {
         })
     }
 
-    fn list_resources(&self, kind: Option<ResourceKind>, limit: i64) -> StoreFuture<Vec<ResourceSummary>> {
+    fn list_resources(&self, filter: ResourceFilter) -> StoreFuture<Vec<ResourceSummary>> {
+        Box::pin(list_resources(self.clone(), filter))
+    }
+
+    fn list_bookings(&self, filter: BookingFilter) -> StoreFuture<Vec<Booking>> {
+        Box::pin(list_bookings(self.clone(), filter))
+    }
+
+    fn locate_entry(&self, entry_id: WaitlistEntryId) -> StoreFuture<Option<ResourceId>> {
         let this = self.clone();
         Box::pin(async move {
             let c = this.client().await?;
-            let k = kind.map(ResourceKind::as_str);
-            let rows = c
-                .query(
-                    "SELECT id, kind, name, version FROM resources WHERE ($1::text IS NULL OR kind = $1) ORDER BY id LIMIT $2",
-                    &[&k, &limit],
-                )
+            let row = c
+                .query_opt("SELECT resource_id FROM waitlist_entries WHERE id = $1", &[&entry_id.0])
                 .await
                 .map_err(db_err)?;
-            rows.iter()
-                .map(|r| {
-                    let ks: String = r.get(1);
-                    Ok(ResourceSummary {
-                        id: ResourceId(r.get(0)),
-                        kind: ResourceKind::parse(&ks).ok_or_else(|| corrupt(format!("unknown kind {ks}")))?,
-                        name: r.get(2),
-                        version: r.get(3),
-                    })
-                })
-                .collect()
+            Ok(row.map(|r| ResourceId(r.get(0))))
         })
     }
+
+    fn list_waitlist_entries(&self, user_id: UserId, limit: i64) -> StoreFuture<Vec<WaitlistEntry>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {WAITLIST_COLUMNS} FROM waitlist_entries WHERE user_id = $1
+                     ORDER BY joined_at DESC, id DESC LIMIT $2"
+                ))
+                .await
+                .map_err(db_err)?;
+            let rows = c.query(&stmt, &[&user_id.0, &clamp_list_limit(limit)]).await.map_err(db_err)?;
+            rows.iter().map(waitlist_entry_from_row).collect()
+        })
+    }
+}
+
+// ---- listings -------------------------------------------------------------------------------
+//
+// Each listing is assembled from fixed SQL fragments, one per filter that is set, with every
+// value bound as a numbered parameter: no input text ever reaches the SQL. Leaving unset
+// filters out of the statement (rather than `$n IS NULL OR ...`) lets the planner pick the
+// index that fits the filters actually given. Statements are prepared once per shape and
+// connection.
+
+/// Bound parameters of a listing, each paired with the `$n` it is referred to by.
+#[derive(Default)]
+struct Params<'a> {
+    values: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Params<'a> {
+    /// Binds `v` and returns its placeholder (`$1`, `$2`, ...).
+    fn bind(&mut self, v: &'a (dyn ToSql + Sync)) -> String {
+        self.values.push(v);
+        format!("${}", self.values.len())
+    }
+}
+
+async fn list_resources(store: PgStore, filter: ResourceFilter) -> Result<Vec<ResourceSummary>, StoreError> {
+    let kind = filter.kind.map(ResourceKind::as_str);
+    let owner = filter.owner_id.map(|o| o.0);
+    let after = filter.after.map(|a| a.0);
+    let limit = clamp_list_limit(filter.limit);
+    let mut p = Params::default();
+    let mut sql = String::from("SELECT r.id, r.kind, r.name, r.owner_id, h.city, r.version FROM ");
+    if let Some(c) = &filter.city {
+        // Only hotels have a city: start from the hotels of that city (hotels_city, on
+        // lower(city)), then sort those few by id. `OFFSET 0` keeps the subquery whole: without
+        // it a generic plan may walk the hotels in id order to serve the LIMIT and test every
+        // hotel's city, which reads them all when the city has fewer hotels than the page.
+        sql += &format!(
+            "(SELECT resource_id, city FROM hotels WHERE lower(city) = lower({}::text) OFFSET 0) h
+             JOIN resources r ON r.id = h.resource_id WHERE TRUE",
+            p.bind(c)
+        );
+    } else {
+        sql += "resources r LEFT JOIN hotels h ON h.resource_id = r.id WHERE TRUE";
+    }
+    if let Some(k) = &kind {
+        sql += &format!(" AND r.kind = {}", p.bind(k));
+    }
+    if let Some(o) = &owner {
+        sql += &format!(" AND r.owner_id = {}", p.bind(o));
+    }
+    if let Some(a) = &after {
+        sql += &format!(" AND r.id > {}", p.bind(a));
+    }
+    sql += &format!(" ORDER BY r.id LIMIT {}", p.bind(&limit));
+
+    let c = store.client().await?;
+    let stmt = c.prepare_cached(&sql).await.map_err(db_err)?;
+    let rows = c.query(&stmt, &p.values).await.map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            let ks: String = r.get(1);
+            Ok(ResourceSummary {
+                id: ResourceId(r.get(0)),
+                kind: ResourceKind::parse(&ks).ok_or_else(|| corrupt(format!("unknown kind {ks}")))?,
+                name: r.get(2),
+                owner_id: UserId(r.get(3)),
+                city: r.get(4),
+                version: r.get(5),
+            })
+        })
+        .collect()
+}
+
+async fn list_bookings(store: PgStore, filter: BookingFilter) -> Result<Vec<Booking>, StoreError> {
+    let user = filter.user_id.map(|u| u.0);
+    let resource = filter.resource_id.map(|r| r.0);
+    let owner = filter.owner_id.map(|o| o.0);
+    let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    let before = filter.before.map(|(t, id)| (t, id.0));
+    let limit = clamp_list_limit(filter.limit);
+    let mut p = Params::default();
+    // bookings_by_user serves a user's listing, bookings_by_resource a resource's (and, through
+    // resources_owner, an owner's); the status and date conditions narrow within them.
+    let mut sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE TRUE");
+    if let Some(u) = &user {
+        sql += &format!(" AND user_id = {}", p.bind(u));
+    }
+    if let Some(r) = &resource {
+        sql += &format!(" AND resource_id = {}", p.bind(r));
+    }
+    if let Some(o) = &owner {
+        sql += &format!(" AND resource_id IN (SELECT r.id FROM resources r WHERE r.owner_id = {})", p.bind(o));
+    }
+    if !statuses.is_empty() {
+        sql += &format!(" AND status = ANY({}::text[])", p.bind(&statuses));
+    }
+    if let Some(from) = &filter.created_from {
+        sql += &format!(" AND created_at >= {}", p.bind(from));
+    }
+    if let Some(to) = &filter.created_to {
+        sql += &format!(" AND created_at < {}", p.bind(to));
+    }
+    if let Some((t, id)) = &before {
+        let (t, id) = (p.bind(t), p.bind(id));
+        // The plain bound on created_at is implied by the row comparison; it is spelled out
+        // because an index on (..., created_at) can use it and cannot use the row comparison.
+        sql += &format!(" AND created_at <= {t}::timestamptz AND (created_at, id) < ({t}::timestamptz, {id}::uuid)");
+    }
+    sql += &format!(" ORDER BY created_at DESC, id DESC LIMIT {}", p.bind(&limit));
+
+    let c = store.client().await?;
+    let stmt = c.prepare_cached(&sql).await.map_err(db_err)?;
+    let rows = c.query(&stmt, &p.values).await.map_err(db_err)?;
+    rows.iter().map(booking_from_row).collect()
+}
+
+const WAITLIST_COLUMNS: &str =
+    "id, resource_id, user_id, wish, status, position, offer_booking_id, offer_expires_at, joined_at, updated_at";
+
+fn waitlist_entry_from_row(r: &Row) -> Result<WaitlistEntry, StoreError> {
+    let status: String = r.try_get("status").map_err(unavailable)?;
+    let wish: serde_json::Value = r.try_get("wish").map_err(unavailable)?;
+    Ok(WaitlistEntry {
+        id: WaitlistEntryId(r.try_get("id").map_err(unavailable)?),
+        resource_id: ResourceId(r.try_get("resource_id").map_err(unavailable)?),
+        user_id: UserId(r.try_get("user_id").map_err(unavailable)?),
+        wish: serde_json::from_value::<Wish>(wish).map_err(corrupt)?,
+        status: WaitlistStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown waitlist status {status}")))?,
+        position: r.try_get("position").map_err(unavailable)?,
+        offer_booking_id: r.try_get::<_, Option<Uuid>>("offer_booking_id").map_err(unavailable)?.map(BookingId),
+        offer_expires_at: r.try_get("offer_expires_at").map_err(unavailable)?,
+        joined_at: r.try_get("joined_at").map_err(unavailable)?,
+        updated_at: r.try_get("updated_at").map_err(unavailable)?,
+    })
 }

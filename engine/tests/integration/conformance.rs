@@ -1,17 +1,20 @@
 //! One suite, two stores: whatever the in-memory store promises, Postgres promises too.
 
-use crate::common::TestDb;
-use engine::domain::booking::{BookingRequest, BookingStatus, Requester, Wish};
-use engine::domain::command::{Command, Outcome};
+use crate::common::{TestDb, store_of};
+use engine::domain::booking::{Booking, BookingRequest, BookingStatus, Requester, Wish};
+use engine::domain::command::{Change, Command, Outcome};
 use engine::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
 use engine::domain::provider::{DateOverride, LocalInterval};
 use engine::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use engine::domain::state::ResourceState;
+use engine::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use engine::fixtures;
 use engine::store::memory::MemoryStore;
-use engine::store::{CommitBatch, Store, StoreError};
+use engine::store::{BookingFilter, CommitBatch, ResourceFilter, ResourceSummary, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 fn t0() -> Timestamp {
     "2030-01-07T08:00:00Z".parse().expect("timestamp")
@@ -204,11 +207,20 @@ async fn suite(store: Arc<dyn Store>) {
     );
     assert!(store.resources_with_lapsed_holds(lapse, 100).await.expect("sweep").contains(&id));
 
-    let events = store.list_resources(Some(ResourceKind::Event), 100).await.expect("list");
-    assert!(events.iter().any(|r| r.id == id && r.version == version && r.name == "Conformance Concert"));
+    let events = store
+        .list_resources(ResourceFilter { kind: Some(ResourceKind::Event), limit: 100, ..Default::default() })
+        .await
+        .expect("list");
+    assert!(events.iter().any(|r| r.id == id
+        && r.version == version
+        && r.name == "Conformance Concert"
+        && r.owner_id == owner
+        && r.city.is_none()));
     assert!(events.iter().all(|r| r.kind == ResourceKind::Event));
-    let all = store.list_resources(None, 100).await.expect("list");
+    let all = store.list_resources(ResourceFilter { limit: 100, ..Default::default() }).await.expect("list");
     assert_eq!(all.len(), 4);
+    let hotel = all.iter().find(|r| r.kind == ResourceKind::Hotel).expect("the hotel is listed");
+    assert_eq!(hotel.city.as_deref(), Some("Lisbon"));
 }
 
 #[tokio::test]
@@ -219,13 +231,13 @@ async fn memory_store_conforms() {
 #[tokio::test]
 async fn postgres_store_conforms() {
     let db = TestDb::new();
-    suite(Arc::new(db.store().await)).await;
+    suite(Arc::new(store_of(&db).await)).await;
 }
 
 #[tokio::test]
 async fn postgres_stores_counters_and_history_readably() {
     let db = TestDb::new();
-    let store = db.store().await;
+    let store = store_of(&db).await;
     let owner = UserId::new_v7();
     let id = ResourceId::new_v7();
     let mut state = ResourceState::create(id, fixtures::event(owner, "Readable", 10, t0())).expect("spec");
@@ -271,4 +283,511 @@ async fn postgres_stores_counters_and_history_readably() {
     // The database itself refuses an oversell even if an actor were wrong.
     let over = c.execute("UPDATE events SET taken = 11 WHERE resource_id = $1", &[&id.0]).await;
     assert!(over.is_err(), "CHECK (taken <= capacity) must refuse");
+}
+
+// ---- listings -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_store_lists_conformingly() {
+    listings(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_lists_conformingly() {
+    let db = TestDb::new();
+    listings(Arc::new(store_of(&db).await)).await;
+}
+
+fn at(secs: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(secs)
+}
+
+fn uuid_max() -> Uuid {
+    Uuid::from_bytes([0xff; 16])
+}
+
+/// What the listings must return: every booking and waitlist entry as last handed to the
+/// store (the suite's own record, independent of either store).
+#[derive(Default)]
+struct Written {
+    bookings: HashMap<BookingId, Booking>,
+    entries: HashMap<WaitlistEntryId, WaitlistEntry>,
+}
+
+/// One resource under test: its deciding state and stored version.
+struct Res {
+    state: ResourceState,
+    version: i64,
+}
+
+impl Res {
+    async fn create(store: &dyn Store, id: ResourceId, spec: ResourceSpec) -> Res {
+        let mut r = Res { state: ResourceState::create(id, spec).expect("valid spec"), version: 0 };
+        r.commit(store, &mut Written::default(), t0()).await;
+        r
+    }
+
+    /// Decides `cmd` at `now` and commits it at once, recording what was written.
+    async fn run(&mut self, store: &dyn Store, w: &mut Written, cmd: Command, now: Timestamp) -> Outcome {
+        let out = self.state.apply(cmd.clone(), None, now).unwrap_or_else(|e| panic!("{cmd:?} refused: {e:?}"));
+        self.commit(store, w, now).await;
+        out
+    }
+
+    async fn commit(&mut self, store: &dyn Store, w: &mut Written, now: Timestamp) {
+        let changes = self.state.take_changes();
+        for ch in &changes {
+            match ch {
+                Change::Booking(b) => {
+                    w.bookings.insert(b.id, b.clone());
+                }
+                Change::Waitlist(e) => {
+                    w.entries.insert(e.id, e.clone());
+                }
+                _ => {}
+            }
+        }
+        let batch = CommitBatch {
+            resource_id: self.state.id(),
+            kind: self.state.kind().kind(),
+            expected_version: self.version,
+            changes,
+            counters: self.state.counters(),
+            at: now,
+        };
+        self.version = store.commit(batch).await.expect("commit");
+    }
+}
+
+fn tickets(booking_id: BookingId, u: UserId, confirm: bool) -> Command {
+    Command::Hold {
+        booking_id,
+        user_id: u,
+        request: BookingRequest::Tickets { category_id: None, quantity: 1 },
+        confirm,
+        by: Requester::Client(u),
+    }
+}
+
+fn join(entry_id: WaitlistEntryId, u: UserId) -> Command {
+    Command::JoinWaitlist {
+        entry_id,
+        user_id: u,
+        wish: Wish::Tickets { category_id: None, quantity: 1 },
+        by: Requester::Client(u),
+    }
+}
+
+/// Follows `after` through every page of `filter` with `limit`; checks that each page is full
+/// but the last and returns everything seen, in order.
+async fn page_resources(store: &dyn Store, filter: &ResourceFilter, limit: i64) -> Vec<ResourceSummary> {
+    let mut seen: Vec<ResourceSummary> = Vec::new();
+    let mut after = filter.after;
+    for _ in 0..100 {
+        let page =
+            store.list_resources(ResourceFilter { after, limit, ..filter.clone() }).await.expect("list resources");
+        assert!(page.len() as i64 <= limit, "{filter:?}, limit {limit}: a page of {}", page.len());
+        let Some(last) = page.last() else { return seen };
+        after = Some(last.id);
+        let full = page.len() as i64 == limit;
+        seen.extend(page);
+        if !full {
+            // A short page is the last one: the next must be empty.
+            let rest = store.list_resources(ResourceFilter { after, limit, ..filter.clone() }).await.expect("list");
+            assert!(rest.is_empty(), "{filter:?}, limit {limit}: a short page was not the last");
+            return seen;
+        }
+    }
+    panic!("{filter:?}, limit {limit}: paging with `after` never ends");
+}
+
+/// The same for bookings, following `before`.
+async fn page_bookings(store: &dyn Store, filter: &BookingFilter, limit: i64) -> Vec<Booking> {
+    let mut seen: Vec<Booking> = Vec::new();
+    let mut before = filter.before;
+    for _ in 0..2_000 {
+        let page = store.list_bookings(BookingFilter { before, limit, ..filter.clone() }).await.expect("list bookings");
+        assert!(page.len() as i64 <= limit, "{filter:?}, limit {limit}: a page of {}", page.len());
+        let Some(last) = page.last() else { return seen };
+        before = Some((last.created_at, last.id));
+        let full = page.len() as i64 == limit;
+        seen.extend(page);
+        if !full {
+            let rest = store.list_bookings(BookingFilter { before, limit, ..filter.clone() }).await.expect("list");
+            assert!(rest.is_empty(), "{filter:?}, limit {limit}: a short page was not the last");
+            return seen;
+        }
+    }
+    panic!("{filter:?}, limit {limit}: paging with `before` never ends");
+}
+
+/// Newest first: created_at descending, then id descending.
+fn newest_first(mut v: Vec<Booking>) -> Vec<Booking> {
+    v.sort_by_key(|b| std::cmp::Reverse((b.created_at, b.id)));
+    v
+}
+
+async fn listings(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (o1, o2, o3, stranger) = (UserId::new_v7(), UserId::new_v7(), UserId::new_v7(), UserId::new_v7());
+
+    // ---- resources ----
+    // Ids are handed out out of creation order, so insertion order is not id order.
+    let specs = vec![
+        fixtures::hotel(o1, "Listing Hotel A", "Lisbon", 3, 1),
+        fixtures::event(o1, "Listing Event A", 50, t0()),
+        fixtures::provider(o2, "Listing Clinic A"),
+        fixtures::hotel(o2, "Listing Hotel B", "LISBON", 3, 1),
+        fixtures::event(o2, "Listing Event B", 50, t0()),
+        fixtures::hotel(o1, "Listing Hotel C", "Porto", 3, 1),
+        fixtures::provider(o1, "Listing Clinic B"),
+        fixtures::hotel(o2, "Listing Hotel D", "porto", 3, 1),
+        fixtures::event(o1, "Listing Event C", 50, t0()),
+        fixtures::hotel(o2, "Listing Hotel E", "lisbon", 3, 1),
+        fixtures::provider(o2, "Listing Clinic C"),
+    ];
+    let n = specs.len();
+    let mut pool: Vec<ResourceId> = (0..n).map(|_| ResourceId::new_v7()).collect();
+    pool.sort();
+    let mut res: Vec<Res> = Vec::new();
+    let mut model: Vec<ResourceSummary> = Vec::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        let id = pool[(i * 7) % n];
+        model.push(ResourceSummary {
+            id,
+            kind: spec.kind.kind(),
+            name: spec.name.clone(),
+            owner_id: spec.owner_id,
+            city: match &spec.kind {
+                KindSpec::Hotel(h) => Some(h.city.clone()),
+                _ => None,
+            },
+            version: 1,
+        });
+        res.push(Res::create(store, id, spec).await);
+    }
+    let by_id = |v: &[ResourceSummary]| {
+        let mut v = v.to_vec();
+        v.sort_by_key(|r| r.id);
+        v
+    };
+    let names = |v: &[ResourceSummary]| v.iter().map(|r| r.name.clone()).collect::<Vec<String>>();
+    let expect = |f: &ResourceFilter| -> Vec<ResourceSummary> {
+        by_id(
+            &model
+                .iter()
+                .filter(|r| {
+                    f.kind.is_none_or(|k| r.kind == k)
+                        && f.owner_id.is_none_or(|o| r.owner_id == o)
+                        && f.after.is_none_or(|a| r.id > a)
+                        && f.city
+                            .as_ref()
+                            .is_none_or(|c| r.city.as_ref().is_some_and(|rc| rc.to_lowercase() == c.to_lowercase()))
+                })
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    let filters = [
+        ResourceFilter::default(),
+        ResourceFilter { kind: Some(ResourceKind::Hotel), ..Default::default() },
+        ResourceFilter { kind: Some(ResourceKind::Event), ..Default::default() },
+        ResourceFilter { kind: Some(ResourceKind::Provider), ..Default::default() },
+        ResourceFilter { owner_id: Some(o1), ..Default::default() },
+        ResourceFilter { owner_id: Some(o2), ..Default::default() },
+        ResourceFilter { owner_id: Some(stranger), ..Default::default() },
+        ResourceFilter { city: Some("lisbon".into()), ..Default::default() },
+        ResourceFilter { city: Some("LiSbOn".into()), ..Default::default() },
+        ResourceFilter { city: Some("PORTO".into()), ..Default::default() },
+        ResourceFilter { city: Some("Lisb".into()), ..Default::default() },
+        ResourceFilter { city: Some("Lisbon ".into()), ..Default::default() },
+        ResourceFilter { city: Some("Lisbon".into()), kind: Some(ResourceKind::Event), ..Default::default() },
+        ResourceFilter {
+            city: Some("lisbon".into()),
+            kind: Some(ResourceKind::Hotel),
+            owner_id: Some(o2),
+            ..Default::default()
+        },
+        ResourceFilter { kind: Some(ResourceKind::Provider), owner_id: Some(o1), ..Default::default() },
+        ResourceFilter { kind: Some(ResourceKind::Hotel), owner_id: Some(o2), ..Default::default() },
+        ResourceFilter { owner_id: Some(o2), after: Some(pool[4]), ..Default::default() },
+        ResourceFilter { after: Some(ResourceId(Uuid::nil())), ..Default::default() },
+        ResourceFilter { after: Some(ResourceId(uuid_max())), ..Default::default() },
+    ];
+    for f in &filters {
+        let want = expect(f);
+        for limit in [1, 2, 3, 1_000] {
+            assert_eq!(page_resources(store, f, limit).await, want, "{f:?} paged by {limit}");
+        }
+    }
+    // The model the filters were checked against says what the fixture means.
+    assert_eq!(model.len(), 11);
+    assert_eq!(expect(&filters[0]).len(), 11);
+    let lisbon = expect(&filters[7]);
+    let mut lisbon_names = names(&lisbon);
+    lisbon_names.sort();
+    assert_eq!(lisbon_names, ["Listing Hotel A", "Listing Hotel B", "Listing Hotel E"]);
+    assert_eq!(names(&expect(&filters[9])).len(), 2, "two hotels in Porto");
+    assert_eq!(names(&expect(&filters[13])).len(), 2, "o2 has two hotels in Lisbon");
+    assert_eq!(expect(&filters[4]).len(), 5, "o1 owns five resources");
+    for empty in [6, 10, 11, 12, 18] {
+        assert!(expect(&filters[empty]).is_empty(), "{:?} matches nothing", filters[empty]);
+    }
+    // Cities come back as spelled, and only for hotels.
+    let all = store.list_resources(ResourceFilter { limit: 100, ..Default::default() }).await.expect("list");
+    assert!(all.iter().all(|r| (r.kind == ResourceKind::Hotel) == r.city.is_some()), "{all:?}");
+    assert!(all.iter().any(|r| r.city.as_deref() == Some("LISBON")));
+    // Limits are clamped to 1..=1000.
+    let first = vec![by_id(&model)[0].clone()];
+    for limit in [0, -1, i64::MIN] {
+        let got = store.list_resources(ResourceFilter { limit, ..Default::default() }).await.expect("list");
+        assert_eq!(got, first, "limit {limit} lists one resource");
+    }
+    for limit in [1_001, i64::MAX] {
+        let got = store.list_resources(ResourceFilter { limit, ..Default::default() }).await.expect("list");
+        assert_eq!(got, by_id(&model), "limit {limit} lists them all");
+    }
+
+    // ---- bookings ----
+    let (u1, u2, u3) = (UserId::new_v7(), UserId::new_v7(), UserId::new_v7());
+    let mut w = Written::default();
+    // Booking ids are also handed out out of creation order, so neither id order nor
+    // insertion order is the listing order.
+    let mut bpool: Vec<BookingId> = (0..13).map(|_| BookingId::new_v7()).collect();
+    bpool.sort();
+    let b: Vec<BookingId> = (0..13).map(|i| bpool[(i * 5) % 13]).collect();
+    let (hotel_a, event_a, event_b, event_c) = (0, 1, 4, 8);
+    let room_type = match &res[hotel_a].state.spec().kind {
+        KindSpec::Hotel(h) => h.room_types[0].id,
+        _ => unreachable!("hotel A is a hotel"),
+    };
+    let stay = |id: BookingId, u: UserId| Command::Hold {
+        booking_id: id,
+        user_id: u,
+        request: BookingRequest::Stay {
+            room_type_id: room_type,
+            room_id: None,
+            check_in: "2030-03-01".parse().expect("date"),
+            check_out: "2030-03-03".parse().expect("date"),
+            guests: 2,
+        },
+        confirm: true,
+        by: Requester::Client(u),
+    };
+    res[event_c].run(store, &mut w, tickets(b[0], u1, false), at(0)).await;
+    res[event_c].run(store, &mut w, tickets(b[1], u2, true), at(0)).await;
+    res[event_a].run(store, &mut w, tickets(b[2], u1, true), at(10)).await;
+    res[event_a].run(store, &mut w, tickets(b[3], u2, true), at(10)).await;
+    res[event_a].run(store, &mut w, tickets(b[4], u3, false), at(10)).await;
+    res[event_b].run(store, &mut w, tickets(b[5], u1, false), at(20)).await;
+    res[event_a].run(store, &mut w, tickets(b[6], u3, true), at(20)).await;
+    res[event_b].run(store, &mut w, tickets(b[7], u2, true), at(30)).await;
+    let cancel = Command::Cancel { booking_id: b[7], reason: "cannot come".into(), by: Requester::Client(u2) };
+    res[event_b].run(store, &mut w, cancel, at(40)).await;
+    res[event_a].run(store, &mut w, tickets(b[8], u1, false), at(40)).await;
+    res[event_a].run(store, &mut w, Command::Release { booking_id: b[8], by: Requester::Client(u1) }, at(50)).await;
+    res[hotel_a].run(store, &mut w, stay(b[9], u2), at(50)).await;
+    res[event_b].run(store, &mut w, tickets(b[10], u3, true), at(60)).await;
+    res[event_b].run(store, &mut w, tickets(b[11], u1, true), at(60)).await;
+    res[event_c].run(store, &mut w, tickets(b[12], u3, true), at(70)).await;
+    // The first hold lapses (ten minutes); the other holds were placed on other resources.
+    res[event_c].run(store, &mut w, Command::Tick, at(700)).await;
+
+    let status = |i: usize| w.bookings[&b[i]].status;
+    use BookingStatus::{Cancelled, Completed, Confirmed, Expired, Held, Released};
+    assert_eq!(
+        (0..13).map(status).collect::<Vec<_>>(),
+        [
+            Expired, Confirmed, Confirmed, Confirmed, Held, Held, Confirmed, Cancelled, Released, Confirmed, Confirmed,
+            Confirmed, Confirmed
+        ],
+        "the fixture's statuses"
+    );
+    let everything = newest_first(w.bookings.values().cloned().collect());
+    assert_eq!(everything.len(), 13);
+    // The fixture discriminates: newest-first is neither id order nor creation order reversed.
+    let order: Vec<BookingId> = everything.iter().map(|x| x.id).collect();
+    let mut by_id_desc = order.clone();
+    by_id_desc.sort_by(|x, y| y.cmp(x));
+    assert_ne!(order, by_id_desc);
+    assert_ne!(order, b.iter().rev().copied().collect::<Vec<_>>());
+
+    let owner_of = |rid: ResourceId| model.iter().find(|r| r.id == rid).map(|r| r.owner_id);
+    let expect_b = |f: &BookingFilter| -> Vec<Booking> {
+        everything
+            .iter()
+            .filter(|x| {
+                f.user_id.is_none_or(|u| x.user_id == u)
+                    && f.resource_id.is_none_or(|r| x.resource_id == r)
+                    && f.owner_id.is_none_or(|o| owner_of(x.resource_id) == Some(o))
+                    && (f.statuses.is_empty() || f.statuses.contains(&x.status))
+                    && f.created_from.is_none_or(|t| x.created_at >= t)
+                    && f.created_to.is_none_or(|t| x.created_at < t)
+                    && f.before.is_none_or(|c| (x.created_at, x.id) < c)
+            })
+            .cloned()
+            .collect()
+    };
+    let rid = |i: usize| res[i].state.id();
+    let bf = BookingFilter::default;
+    let filters: Vec<(BookingFilter, Vec<usize>)> = vec![
+        (bf(), vec![12, 10, 11, 9, 8, 7, 5, 6, 2, 3, 4, 0, 1]),
+        (BookingFilter { user_id: Some(u1), ..bf() }, vec![11, 8, 5, 2, 0]),
+        (BookingFilter { user_id: Some(u2), ..bf() }, vec![9, 7, 3, 1]),
+        (BookingFilter { user_id: Some(u3), ..bf() }, vec![12, 10, 6, 4]),
+        (BookingFilter { user_id: Some(stranger), ..bf() }, vec![]),
+        (BookingFilter { resource_id: Some(rid(event_a)), ..bf() }, vec![8, 6, 2, 3, 4]),
+        (BookingFilter { resource_id: Some(rid(event_b)), ..bf() }, vec![10, 11, 7, 5]),
+        (BookingFilter { resource_id: Some(rid(event_c)), ..bf() }, vec![12, 0, 1]),
+        (BookingFilter { resource_id: Some(rid(hotel_a)), ..bf() }, vec![9]),
+        (BookingFilter { resource_id: Some(rid(2)), ..bf() }, vec![]),
+        (BookingFilter { owner_id: Some(o1), ..bf() }, vec![12, 9, 8, 6, 2, 3, 4, 0, 1]),
+        (BookingFilter { owner_id: Some(o2), ..bf() }, vec![10, 11, 7, 5]),
+        (BookingFilter { owner_id: Some(stranger), ..bf() }, vec![]),
+        (BookingFilter { statuses: vec![Held], ..bf() }, vec![5, 4]),
+        (BookingFilter { statuses: vec![Confirmed, Cancelled], ..bf() }, vec![12, 10, 11, 9, 7, 6, 2, 3, 1]),
+        (BookingFilter { statuses: vec![Expired], ..bf() }, vec![0]),
+        (BookingFilter { statuses: vec![Released], ..bf() }, vec![8]),
+        (BookingFilter { statuses: vec![Completed], ..bf() }, vec![]),
+        (
+            BookingFilter { statuses: vec![Held, Confirmed, Completed, Released, Expired, Cancelled], ..bf() },
+            vec![12, 10, 11, 9, 8, 7, 5, 6, 2, 3, 4, 0, 1],
+        ),
+        // [from, to): a booking made exactly at `from` is in, one made exactly at `to` is out.
+        (BookingFilter { created_from: Some(at(20)), created_to: Some(at(50)), ..bf() }, vec![8, 7, 5, 6]),
+        (BookingFilter { created_from: Some(at(50)), ..bf() }, vec![12, 10, 11, 9]),
+        (BookingFilter { created_to: Some(at(10)), ..bf() }, vec![0, 1]),
+        (BookingFilter { created_from: Some(at(30)), created_to: Some(at(30)), ..bf() }, vec![]),
+        (BookingFilter { created_from: Some(at(50)), created_to: Some(at(20)), ..bf() }, vec![]),
+        (BookingFilter { user_id: Some(u1), statuses: vec![Held, Released], ..bf() }, vec![8, 5]),
+        (BookingFilter { owner_id: Some(o1), user_id: Some(u2), ..bf() }, vec![9, 3, 1]),
+        (BookingFilter { owner_id: Some(o1), resource_id: Some(rid(event_b)), ..bf() }, vec![]),
+        (BookingFilter { owner_id: Some(o2), resource_id: Some(rid(event_b)), ..bf() }, vec![10, 11, 7, 5]),
+        (
+            BookingFilter {
+                user_id: Some(u3),
+                statuses: vec![Confirmed],
+                created_from: Some(at(10)),
+                created_to: Some(at(61)),
+                ..bf()
+            },
+            vec![10, 6],
+        ),
+        (
+            BookingFilter {
+                resource_id: Some(rid(event_a)),
+                statuses: vec![Confirmed, Held],
+                created_to: Some(at(20)),
+                ..bf()
+            },
+            vec![2, 3, 4],
+        ),
+        // Cursors that are no booking: everything at that instant is before (t, max) and
+        // nothing at it is before (t, nil).
+        (BookingFilter { before: Some((at(10), BookingId(uuid_max()))), ..bf() }, vec![2, 3, 4, 0, 1]),
+        (BookingFilter { before: Some((at(10), BookingId(Uuid::nil()))), ..bf() }, vec![0, 1]),
+        (BookingFilter { before: Some((at(0), BookingId(Uuid::nil()))), ..bf() }, vec![]),
+        (
+            BookingFilter { before: Some((at(1_000), BookingId(Uuid::nil()))), owner_id: Some(o2), ..bf() },
+            vec![10, 11, 7, 5],
+        ),
+    ];
+    for (f, handwritten) in &filters {
+        let want = expect_b(f);
+        // Ties on created_at were written by hand in creation order: sort them by id (desc).
+        let mut by_hand: Vec<Booking> = handwritten.iter().map(|&i| w.bookings[&b[i]].clone()).collect();
+        by_hand = newest_first(by_hand);
+        assert_eq!(want, by_hand, "the suite's model disagrees with the fixture for {f:?}");
+        for limit in [2, 1_000] {
+            assert_eq!(page_bookings(store, f, limit).await, want, "{f:?} paged by {limit}");
+        }
+    }
+    // A cursor inside a group of bookings made at the same instant splits it by id.
+    let tied: Vec<&Booking> = everything.iter().filter(|x| x.created_at == at(10)).collect();
+    assert_eq!(tied.len(), 3);
+    let cursor = (tied[1].created_at, tied[1].id);
+    let got = store.list_bookings(BookingFilter { before: Some(cursor), limit: 100, ..bf() }).await.expect("list");
+    assert_eq!(got, everything.iter().skip_while(|x| (x.created_at, x.id) >= cursor).cloned().collect::<Vec<_>>());
+    assert_eq!(got.len(), 3, "the last of the tie and the two older bookings");
+    // Limits are clamped to 1..=1000.
+    for limit in [0, -1, i64::MIN] {
+        let got = store.list_bookings(BookingFilter { limit, ..bf() }).await.expect("list");
+        assert_eq!(got, everything[..1], "limit {limit} lists one booking");
+    }
+    for limit in [1_001, i64::MAX] {
+        let got = store.list_bookings(BookingFilter { limit, ..bf() }).await.expect("list");
+        assert_eq!(got, everything, "limit {limit} lists them all");
+    }
+    // Resource versions moved with the commits.
+    let listed = store.list_resources(ResourceFilter { limit: 100, ..Default::default() }).await.expect("list");
+    for r in &res {
+        let s = listed.iter().find(|x| x.id == r.state.id()).expect("listed");
+        assert_eq!(s.version, r.version, "version of {}", s.name);
+    }
+    assert!(res[event_a].version > 1);
+
+    // More than a page: 1,001 bookings made at one instant, listed by id alone.
+    let ub = UserId::new_v7();
+    let mut bulk = Res::create(store, ResourceId::new_v7(), fixtures::event(o3, "Listing Bulk", 1_100, t0())).await;
+    for _ in 0..1_001 {
+        bulk.state.apply(tickets(BookingId::new_v7(), ub, true), None, at(800)).expect("book");
+    }
+    bulk.commit(store, &mut w, at(800)).await;
+    let mine = newest_first(w.bookings.values().filter(|x| x.user_id == ub).cloned().collect());
+    assert_eq!(mine.len(), 1_001);
+    let f = BookingFilter { user_id: Some(ub), ..bf() };
+    for limit in [1_000, 1_001, 5_000, i64::MAX] {
+        let got = store.list_bookings(BookingFilter { limit, ..f.clone() }).await.expect("list");
+        assert_eq!(got, mine[..1_000], "limit {limit} is clamped to 1000");
+    }
+    let got = store.list_bookings(BookingFilter { limit: 999, ..f.clone() }).await.expect("list");
+    assert_eq!(got, mine[..999]);
+    assert_eq!(page_bookings(store, &f, 1_000).await, mine);
+    assert_eq!(page_bookings(store, &f, 333).await, mine);
+    let of_o3 = BookingFilter { owner_id: Some(o3), limit: 5_000, ..bf() };
+    assert_eq!(store.list_bookings(of_o3).await.expect("list"), mine[..1_000]);
+
+    // ---- waitlist entries ----
+    let (w1, w2, filler) = (UserId::new_v7(), UserId::new_v7(), UserId::new_v7());
+    let mut wl1 = Res::create(store, ResourceId::new_v7(), fixtures::event(o3, "Listing Waitlist One", 1, t0())).await;
+    let mut wl2 = Res::create(store, ResourceId::new_v7(), fixtures::event(o3, "Listing Waitlist Two", 1, t0())).await;
+    let mut epool: Vec<WaitlistEntryId> = (0..4).map(|_| WaitlistEntryId::new_v7()).collect();
+    epool.sort();
+    let (e1, e2, e3, e4) = (epool[3], epool[0], epool[2], epool[1]);
+    wl1.run(store, &mut w, tickets(BookingId::new_v7(), filler, true), at(900)).await;
+    let filler_b = BookingId::new_v7();
+    wl2.run(store, &mut w, tickets(filler_b, filler, true), at(900)).await;
+    wl1.run(store, &mut w, join(e1, w1), at(910)).await;
+    wl2.run(store, &mut w, join(e2, w1), at(910)).await;
+    wl1.run(store, &mut w, join(e3, w2), at(920)).await;
+    wl1.run(store, &mut w, Command::LeaveWaitlist { entry_id: e1, by: Requester::Client(w1) }, at(930)).await;
+    let cancel = Command::Cancel { booking_id: filler_b, reason: "freed".into(), by: Requester::Client(filler) };
+    wl2.run(store, &mut w, cancel, at(940)).await;
+    wl1.run(store, &mut w, join(e4, w1), at(950)).await;
+    let entry = |id: WaitlistEntryId| w.entries[&id].clone();
+    assert_eq!(entry(e1).status, WaitlistStatus::Left);
+    assert_eq!(entry(e2).status, WaitlistStatus::Offered, "the freed ticket is offered to w1");
+    assert_eq!(entry(e4).status, WaitlistStatus::Waiting);
+    let w1_entries = vec![entry(e4), entry(e1), entry(e2)];
+    // Newest first, the tie at 910 broken by id: neither id order nor creation order.
+    assert!(e1 > e2 && e4 < e1);
+    for limit in [3, 10, 1_001, i64::MAX] {
+        assert_eq!(store.list_waitlist_entries(w1, limit).await.expect("list"), w1_entries, "limit {limit}");
+    }
+    assert_eq!(store.list_waitlist_entries(w1, 2).await.expect("list"), w1_entries[..2]);
+    for limit in [1, 0, -3, i64::MIN] {
+        assert_eq!(store.list_waitlist_entries(w1, limit).await.expect("list"), w1_entries[..1], "limit {limit}");
+    }
+    assert_eq!(store.list_waitlist_entries(w2, 10).await.expect("list"), vec![entry(e3)]);
+    assert!(store.list_waitlist_entries(stranger, 10).await.expect("list").is_empty());
+    assert!(store.list_waitlist_entries(filler, 10).await.expect("list").is_empty());
+    for (e, r) in [(e1, &wl1), (e2, &wl2), (e3, &wl1), (e4, &wl1)] {
+        assert_eq!(store.locate_entry(e).await.expect("locate"), Some(r.state.id()), "entry {e:?}");
+    }
+    assert_eq!(store.locate_entry(WaitlistEntryId::new_v7()).await.expect("locate"), None);
+    // The offer is a held booking of w1 carrying the entry's id.
+    let offers = store.list_bookings(BookingFilter { user_id: Some(w1), limit: 10, ..bf() }).await.expect("list");
+    assert_eq!(offers.len(), 1);
+    assert_eq!((offers[0].status, offers[0].waitlist_entry_id), (Held, Some(e2)));
+    assert_eq!(offers[0], w.bookings[&offers[0].id]);
 }

@@ -1,7 +1,7 @@
 //! Many clients racing for one resource through the engine, then the invariants checked in
 //! Postgres itself: no oversell, no overlap, every acknowledged booking present.
 
-use crate::common::{TestDb, system_clock};
+use crate::common::{TestDb, store_of, system_clock};
 use engine::domain::booking::{BookingRequest, Requester};
 use engine::domain::command::{Command, Outcome};
 use engine::domain::error::DomainError;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 async fn pg_engine(db: &TestDb) -> Engine {
-    Engine::new(Arc::new(db.store().await), system_clock(), EngineConfig::default())
+    Engine::new(Arc::new(store_of(db).await), system_clock(), EngineConfig::default())
 }
 
 fn hold(user: UserId, request: BookingRequest, confirm: bool) -> (BookingId, Command) {

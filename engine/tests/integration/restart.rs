@@ -1,7 +1,7 @@
 //! Drop the engine, start a new one on the same database: the same state, holds that still
 //! expire on time, the waitlist in the same order.
 
-use crate::common::TestDb;
+use crate::common::{TestDb, store_of};
 use engine::domain::booking::{BookingRequest, BookingStatus, Requester, Wish};
 use engine::domain::command::{Command, Outcome};
 use engine::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
@@ -57,7 +57,7 @@ async fn restart_keeps_state_expiries_and_waitlist_order() {
     let start: Timestamp = Timestamp::now();
     let clock = Arc::new(ManualClock::new(start));
     let (held, first, second, id, before) = {
-        let e = Engine::new(Arc::new(db.store().await), clock.clone(), EngineConfig::default());
+        let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), EngineConfig::default());
         let id = e.create(fixtures::event(UserId::new_v7(), "Restartable", 2, clock.now())).await.expect("create");
         let held = hold(&e, id, UserId::new_v7(), false).await;
         hold(&e, id, UserId::new_v7(), true).await;
@@ -69,14 +69,14 @@ async fn restart_keeps_state_expiries_and_waitlist_order() {
     };
     assert_eq!(before, (2, 0, vec![(first, WaitlistStatus::Waiting), (second, WaitlistStatus::Waiting)]));
 
-    let e = Engine::new(Arc::new(db.store().await), clock.clone(), EngineConfig::default());
+    let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), EngineConfig::default());
     assert_eq!(snapshot(&e, id).await, before, "a restarted engine sees the same state");
     e.shutdown(Duration::from_secs(5)).await;
     drop(e);
 
     // While no engine runs, the hold's time passes (TTL 600 s in the fixture).
     clock.advance(SignedDuration::from_secs(601));
-    let e = Engine::new(Arc::new(db.store().await), clock.clone(), EngineConfig::default());
+    let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), EngineConfig::default());
     // Nobody asks for the resource: the sweeper finds the lapsed hold by itself.
     assert_eq!(e.sweep_once().await.expect("sweep"), 1);
     let mut waited = 0;
@@ -98,7 +98,7 @@ async fn holds_expire_on_time_with_the_real_clock_after_restart() {
     let db = TestDb::new();
     let clock: Arc<dyn Clock> = Arc::new(engine::SystemClock);
     let (id, held) = {
-        let e = Engine::new(Arc::new(db.store().await), clock.clone(), EngineConfig::default());
+        let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), EngineConfig::default());
         let mut spec = fixtures::event(UserId::new_v7(), "Short holds", 5, clock.now());
         spec.hold_ttl_secs = 1;
         let id = e.create(spec).await.expect("create");
@@ -107,7 +107,7 @@ async fn holds_expire_on_time_with_the_real_clock_after_restart() {
         (id, held)
     };
     let cfg = EngineConfig { sweep_interval_ms: 100, ..EngineConfig::default() };
-    let e = Engine::new(Arc::new(db.store().await), clock.clone(), cfg);
+    let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), cfg);
     e.start_sweeper();
     // Expiry within a generous bound of the 1 s TTL (this checks it happens, not its speed).
     for _ in 0..200 {
@@ -125,7 +125,7 @@ async fn holds_expire_on_time_with_the_real_clock_after_restart() {
 async fn an_active_actor_expires_its_holds_by_timer() {
     let db = TestDb::new();
     let clock: Arc<dyn Clock> = Arc::new(engine::SystemClock);
-    let e = Engine::new(Arc::new(db.store().await), clock.clone(), EngineConfig::default());
+    let e = Engine::new(Arc::new(store_of(&db).await), clock.clone(), EngineConfig::default());
     let mut spec = fixtures::event(UserId::new_v7(), "Timer", 1, clock.now());
     spec.hold_ttl_secs = 1;
     let id = e.create(spec).await.expect("create");

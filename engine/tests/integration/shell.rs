@@ -5,9 +5,9 @@ use crate::common::TestDb;
 use engine::domain::booking::{BookingRequest, Requester};
 use engine::domain::command::{Command, Outcome};
 use engine::domain::ids::{BookingId, ResourceId, UserId};
-use engine::store::Store;
 use engine::store::memory::MemoryStore;
 use engine::store::postgres::{PgConfig, PgStore};
+use engine::store::{ResourceFilter, Store};
 use engine::{Engine, EngineConfig, EngineError, SystemClock, fixtures};
 use futures::future::join_all;
 use std::sync::Arc;
@@ -146,6 +146,10 @@ async fn two_processes_can_migrate_one_database_at_once() {
     let cfg = PgConfig::new(&db.url);
     let (a, b) = tokio::join!(PgStore::connect(&cfg), PgStore::connect(&cfg));
     let (a, b) = (a.expect("first start"), b.expect("second start"));
-    assert!(a.list_resources(None, 10).await.expect("schema ready").is_empty());
-    assert!(b.list_resources(None, 10).await.expect("schema ready").is_empty());
+    assert!(
+        a.list_resources(ResourceFilter { limit: 10, ..Default::default() }).await.expect("schema ready").is_empty()
+    );
+    assert!(
+        b.list_resources(ResourceFilter { limit: 10, ..Default::default() }).await.expect("schema ready").is_empty()
+    );
 }
