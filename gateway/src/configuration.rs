@@ -1,0 +1,169 @@
+//! Settings from environment variables (and an optional `.env` file). Every setting is in the
+//! README table and `.env.example`. Secrets are wrapped so that they never reach a log line.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// A value that must not be logged: `Debug` prints `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    #[serde(default = "default_host")]
+    pub app_host: String,
+    #[serde(default = "default_port")]
+    pub app_port: u16,
+    /// PostgreSQL; without it the server runs on the embedded in-memory store.
+    pub database_url: Option<Secret>,
+    #[serde(default = "default_pool_size")]
+    pub db_pool_size: usize,
+    /// HMAC key for access tokens. Without one a random key is made at start (tokens then
+    /// die with the process), which is only acceptable for the in-memory demo.
+    pub jwt_secret: Option<Secret>,
+    #[serde(default = "default_access_ttl")]
+    pub access_token_ttl_secs: u64,
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl_secs: u64,
+    /// The first admin, created at start if no user has this email yet.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    /// Seed demo hotels, events, providers and users. Default: on without DATABASE_URL.
+    pub demo_data: Option<bool>,
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_log_format")]
+    pub log_format: LogFormat,
+    /// Key the payment webhook signatures are checked with.
+    pub payment_webhook_secret: Option<Secret>,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_access_ttl() -> u64 {
+    900
+}
+fn default_refresh_ttl() -> u64 {
+    30 * 24 * 3600
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Reads `.env` (if present) and then the process environment, which wins.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        // A missing .env is normal; a malformed one is an error worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError(format!(".env: {e}"))),
+        }
+        let s: Settings = config::Config::builder()
+            .add_source(config::Environment::default().try_parsing(true))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Settings for tests and embedding: loopback, port 0 (any free port), no database.
+    pub fn local() -> Settings {
+        Settings {
+            app_host: default_host(),
+            app_port: 0,
+            database_url: None,
+            db_pool_size: 4,
+            jwt_secret: Some(Secret::new("test-secret-test-secret-test-secret-0123")),
+            access_token_ttl_secs: default_access_ttl(),
+            refresh_token_ttl_secs: default_refresh_ttl(),
+            admin_email: None,
+            admin_password: None,
+            demo_data: Some(false),
+            max_body_bytes: default_body_limit(),
+            log_format: LogFormat::Pretty,
+            payment_webhook_secret: None,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            return Err(ConfigError("JWT_SECRET must be at least 32 characters".into()));
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return Err(ConfigError("ADMIN_EMAIL and ADMIN_PASSWORD go together".into()));
+        }
+        if !(60..=86_400).contains(&self.access_token_ttl_secs) {
+            return Err(ConfigError("ACCESS_TOKEN_TTL_SECS must be between 60 and 86400".into()));
+        }
+        if !(1_024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
+        }
+        Ok(())
+    }
+
+    pub fn demo_data_enabled(&self) -> bool {
+        self.demo_data.unwrap_or(self.database_url.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut s = Settings::local();
+        s.database_url = Some(Secret::new("postgres://u:hunter2@db/x"));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("test-secret"), "{printed}");
+    }
+
+    #[test]
+    fn short_jwt_secrets_and_half_admin_settings_are_refused() {
+        let mut s = Settings::local();
+        s.jwt_secret = Some(Secret::new("short"));
+        assert!(s.check().is_err());
+        let mut s = Settings::local();
+        s.admin_email = Some("a@example.com".into());
+        assert!(s.check().is_err());
+    }
+}

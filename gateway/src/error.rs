@@ -1,0 +1,195 @@
+//! Every error leaves as RFC 9457 problem+json with a stable machine `code` and, for
+//! validation, one entry per bad field. Bad input is a 4xx with a clear message, never a 500.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use engine::EngineError;
+use engine::domain::error::{DomainError, FieldError};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    }
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        ApiError { errors, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
+    }
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::validation(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail) }
+    }
+    /// For failures that are ours, not the client's: logged in full, answered vaguely.
+    pub fn internal(e: impl fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = Problem {
+            type_uri: format!("/problems/{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code,
+            errors: self.errors.clone(),
+        };
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        if let Some(s) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        res.body(serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()))
+    }
+}
+
+/// The HTTP status of a domain decision: 404 for what the caller may not see, 409 for a
+/// conflict with the resource's state, 422 for a request that can never succeed as sent.
+fn domain_status(e: &DomainError) -> StatusCode {
+    use DomainError::*;
+    match e {
+        BookingNotFound | WaitlistEntryNotFound => StatusCode::NOT_FOUND,
+        Validation(_)
+        | WrongResourceKind { .. }
+        | NotOnSlotGrid
+        | OutsideWorkingHours
+        | TooSoon
+        | TooFarAhead
+        | EventStarted
+        | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        SoldOut
+        | NoRoomAvailable
+        | SlotUnavailable
+        | HoldExpired
+        | HoldExpiredCapacityGone
+        | AlreadyCancelled
+        | AlreadyConfirmed
+        | InvalidTransition { .. }
+        | NotRefundable
+        | RefundTooLarge
+        | AvailableNow
+        | AlreadyOnWaitlist
+        | WaitlistFull
+        | NoActiveOffer
+        | OfferExpired
+        | TooManyActiveBookings
+        | ConflictsWithBookings { .. } => StatusCode::CONFLICT,
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Domain(DomainError::Validation(v)) => ApiError::validation(v.errors),
+            EngineError::Domain(d) => ApiError::new(domain_status(&d), d.code(), d.to_string()),
+            EngineError::ResourceNotFound => ApiError::not_found("resource"),
+            EngineError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many requests for this resource; retry")
+            },
+            EngineError::StoreUnavailable(d) => {
+                tracing::warn!(detail = %d, "store unavailable");
+                ApiError::unavailable("the booking store is unavailable; retry shortly")
+            }
+            EngineError::ShuttingDown => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+            },
+        }
+    }
+}
+
+/// An engine error for a command built from the body field `prefix` (e.g. `request`): the
+/// domain's field names (`quantity`) become body paths (`request.quantity`).
+pub fn in_body(e: EngineError, prefix: &str) -> ApiError {
+    const COMMAND_FIELDS: [&str; 6] = ["user_id", "booking_id", "entry_id", "idempotency_key", "by", "owner_id"];
+    match e {
+        EngineError::Domain(DomainError::Validation(mut v)) => {
+            for f in &mut v.errors {
+                if !COMMAND_FIELDS.contains(&f.field.as_str()) {
+                    f.field = format!("{prefix}.{}", f.field);
+                }
+            }
+            ApiError::validation(v.errors)
+        }
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_error_maps_to_a_4xx_with_its_code() {
+        let samples = [
+            DomainError::SoldOut,
+            DomainError::NotOnSlotGrid,
+            DomainError::BookingNotFound,
+            DomainError::HoldExpiredCapacityGone,
+            DomainError::IdempotencyKeyReused,
+            DomainError::conflicts("x"),
+        ];
+        for d in samples {
+            let code = d.code();
+            let a = ApiError::from(EngineError::Domain(d));
+            assert!(a.status.is_client_error(), "{code} -> {}", a.status);
+            assert_eq!(a.code, code);
+        }
+        let busy = ApiError::from(EngineError::Busy);
+        assert_eq!((busy.status, busy.retry_after), (StatusCode::SERVICE_UNAVAILABLE, Some(1)));
+    }
+}

@@ -1,0 +1,16 @@
+//! The HTTP gateway of the reservation engine. `startup` builds the app; `routes` holds the
+//! API; `auth` and `accounts` the users; `error` and `extract` turn every failure into
+//! problem+json. See ARCHITECTURE.md.
+
+pub mod accounts;
+pub mod auth;
+pub mod configuration;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod pagination;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

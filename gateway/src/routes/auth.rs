@@ -1,0 +1,200 @@
+//! Register, log in, refresh (rotating), log out, who am I.
+
+use crate::accounts::{AccountError, RefreshUse, Role, User};
+use crate::auth::{self, AuthUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::state::AppState;
+use actix_web::{HttpResponse, get, post, web};
+use engine::domain::error::Problems;
+use engine::domain::ids::UserId;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(register).service(login).service(refresh).service(logout).service(me);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    /// `client` (default) or `owner`; admins are made by admins.
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[derive(Serialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user: User,
+}
+
+fn check_email(p: &mut Problems, email: &str) {
+    let e = email.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    p.check(ok, "email", "must be an email address");
+}
+
+fn check_password(p: &mut Problems, password: &str) {
+    let n = password.chars().count();
+    p.check(
+        (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n),
+        "password",
+        format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+    );
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::EmailTaken => {
+            ApiError::new(actix_web::http::StatusCode::CONFLICT, "email_taken", "an account with this email exists")
+        }
+        AccountError::Unavailable(d) => ApiError::unavailable(d),
+    }
+}
+
+/// Issues an access token and a refresh token (a new family unless one is given).
+pub async fn issue(state: &AppState, user: User, family: Option<Uuid>) -> Result<Tokens, ApiError> {
+    let now = Timestamp::now();
+    let access_token = auth::access_token(&state.keys, user.id, user.role, now)?;
+    let (refresh_token, rec) = auth::refresh_token(&state.keys, user.id, family.unwrap_or_else(Uuid::now_v7), now);
+    state.accounts.store_refresh(rec).await.map_err(account_error)?;
+    Ok(Tokens { access_token, token_type: "Bearer", expires_in: state.keys.access_ttl_secs, refresh_token, user })
+}
+
+/// Creates an account (used by registration, the admin bootstrap and the demo data).
+pub async fn create_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    name: &str,
+    role: Role,
+) -> Result<User, ApiError> {
+    let pw = password.to_owned();
+    let hash = web::block(move || auth::hash_password(&pw)).await.map_err(ApiError::internal)??;
+    let user = User {
+        id: UserId::new_v7(),
+        email: crate::accounts::normalize_email(email),
+        name: name.trim().to_owned(),
+        role,
+        created_at: Timestamp::now(),
+    };
+    state.accounts.create_user(user.clone(), hash).await.map_err(account_error)?;
+    Ok(user)
+}
+
+#[post("/auth/register")]
+async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let mut p = Problems::default();
+    check_email(&mut p, &b.email);
+    check_password(&mut p, &b.password);
+    if let Err(m) = engine::domain::spec::check_name(&b.name) {
+        p.push("name", m);
+    }
+    let role = b.role.unwrap_or(Role::Client);
+    p.check(role != Role::Admin, "role", "must be client or owner");
+    p.into_result(()).map_err(|e| ApiError::validation(e.errors))?;
+    let user = create_account(&state, &b.email, &b.password, &b.name, role).await?;
+    Ok(HttpResponse::Created().json(issue(&state, user, None).await?))
+}
+
+#[post("/auth/login")]
+async fn login(state: web::Data<AppState>, body: Json<LoginBody>) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    if b.password.chars().count() > MAX_PASSWORD_CHARS || b.email.len() > 254 {
+        return Err(ApiError::unauthorized("wrong email or password"));
+    }
+    let found = state.accounts.user_by_email(&b.email).await.map_err(account_error)?;
+    // Verify against a real hash even when the email is unknown, so timing tells nothing.
+    let hash = found.as_ref().map(|u| u.password_hash.clone());
+    let pw = b.password;
+    let ok = web::block(move || match hash {
+        Some(h) => auth::verify_password(&pw, &h),
+        None => {
+            auth::verify_password(&pw, dummy_hash());
+            false
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match found {
+        Some(u) if ok => Ok(HttpResponse::Ok().json(issue(&state, u.user, None).await?)),
+        _ => Err(ApiError::unauthorized("wrong email or password")),
+    }
+}
+
+/// A real argon2id hash (of a password nobody has), made once: checking an unknown email
+/// against it costs what checking a known one does.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| auth::hash_password(&uuid::Uuid::now_v7().to_string()).unwrap_or_default())
+}
+
+#[post("/auth/refresh")]
+async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+    let token = body.0.refresh_token;
+    if token.len() > 256 {
+        return Err(ApiError::unauthorized("invalid refresh token"));
+    }
+    match state.accounts.use_refresh(&auth::hash_token(&token), Timestamp::now()).await.map_err(account_error)? {
+        RefreshUse::Rotated { user_id, family_id } => {
+            let user = state
+                .accounts
+                .user_by_id(user_id)
+                .await
+                .map_err(account_error)?
+                .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+            Ok(HttpResponse::Ok().json(issue(&state, user, Some(family_id)).await?))
+        }
+        RefreshUse::Reused => Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "refresh_token_reused",
+            "this refresh token was already used; every session of its login is now signed out",
+        )),
+        RefreshUse::Invalid => Err(ApiError::unauthorized("invalid or expired refresh token")),
+    }
+}
+
+#[post("/auth/logout")]
+async fn logout(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+    let token = body.0.refresh_token;
+    if token.len() <= 256 {
+        state.accounts.revoke_family_of(&auth::hash_token(&token), Timestamp::now()).await.map_err(account_error)?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[get("/auth/me")]
+async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let u = state
+        .accounts
+        .user_by_id(user.id)
+        .await
+        .map_err(account_error)?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    Ok(HttpResponse::Ok().json(u))
+}

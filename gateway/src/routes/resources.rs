@@ -1,0 +1,481 @@
+//! Hotels, events and providers: owners create and change theirs; everyone searches.
+
+use crate::accounts::Role;
+use crate::auth::{AuthUser, Staff};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::pagination::{self, Page};
+use crate::state::AppState;
+use actix_web::{HttpResponse, get, post, put, web};
+use engine::domain::booking::{Booking, BookingStatus, Requester};
+use engine::domain::command::Command;
+use engine::domain::event::EventAvailability;
+use engine::domain::hotel::RoomTypeAvailability;
+use engine::domain::ids::{ResourceId, UserId};
+use engine::domain::provider::Slot;
+use engine::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
+use engine::domain::state::{ResourceState, ResourceStats};
+use engine::store::{BookingFilter, ResourceFilter};
+use futures::future::join_all;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(search_hotels)
+        .service(list_events)
+        .service(slots)
+        .service(get_one)
+        .service(update)
+        .service(resource_bookings);
+}
+
+fn default_hold_ttl() -> u32 {
+    900
+}
+fn default_offer_ttl() -> u32 {
+    3_600
+}
+
+/// What an owner declares. `kind` holds the hotel, event or provider specification, tagged by
+/// `type`; ids inside it (room types, rooms, categories) are chosen by the client.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceInput {
+    pub name: String,
+    #[serde(default = "default_hold_ttl")]
+    pub hold_ttl_secs: u32,
+    #[serde(default = "default_offer_ttl")]
+    pub offer_ttl_secs: u32,
+    /// Admins may create a resource for an owner; owners always own what they create.
+    #[serde(default)]
+    pub owner_id: Option<Uuid>,
+    pub kind: KindSpec,
+}
+
+impl ResourceInput {
+    fn into_spec(self, owner: UserId) -> ResourceSpec {
+        ResourceSpec {
+            name: self.name,
+            owner_id: owner,
+            hold_ttl_secs: self.hold_ttl_secs,
+            offer_ttl_secs: self.offer_ttl_secs,
+            kind: self.kind,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ResourceView {
+    pub id: ResourceId,
+    pub kind: ResourceKind,
+    pub name: String,
+    pub owner_id: UserId,
+    pub hold_ttl_secs: u32,
+    pub offer_ttl_secs: u32,
+    pub spec: KindSpec,
+    pub stats: ResourceStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<EventAvailability>,
+}
+
+fn view(s: &ResourceState) -> ResourceView {
+    let spec = s.spec();
+    ResourceView {
+        id: s.id(),
+        kind: s.kind().kind(),
+        name: spec.name,
+        owner_id: spec.owner_id,
+        hold_ttl_secs: spec.hold_ttl_secs,
+        offer_ttl_secs: spec.offer_ttl_secs,
+        spec: spec.kind,
+        stats: s.stats(),
+        availability: s.event_availability(),
+    }
+}
+
+/// The owner of a resource (404 if there is no such resource).
+pub async fn owner_of(state: &AppState, id: ResourceId) -> Result<UserId, ApiError> {
+    Ok(state.engine.read(id, |s, _| s.owner_id()).await?)
+}
+
+/// Owners see and change only their own resources; to anyone else's the answer is 404, as if
+/// it did not exist. Admins act on all.
+pub async fn require_owner(state: &AppState, user: &AuthUser, id: ResourceId) -> Result<(), ApiError> {
+    if user.is_admin() {
+        return Ok(());
+    }
+    if user.role == Role::Owner && owner_of(state, id).await? == user.id {
+        return Ok(());
+    }
+    Err(ApiError::not_found("resource"))
+}
+
+/// Validation errors of a specification: common fields stay as they are, the kind's fields
+/// (rooms, categories, schedule...) are reported under `kind`.
+fn spec_error(e: engine::EngineError) -> ApiError {
+    const TOP: [&str; 5] = ["name", "hold_ttl_secs", "offer_ttl_secs", "owner_id", "by"];
+    match e {
+        engine::EngineError::Domain(engine::domain::error::DomainError::Validation(mut v)) => {
+            for f in &mut v.errors {
+                if !TOP.contains(&f.field.as_str()) && !f.field.starts_with("kind") {
+                    f.field = format!("kind.{}", f.field);
+                }
+            }
+            ApiError::validation(v.errors)
+        }
+        other => other.into(),
+    }
+}
+
+#[post("/resources")]
+async fn create(
+    state: web::Data<AppState>,
+    Staff(user): Staff,
+    body: Json<ResourceInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.0;
+    let owner = match (user.role, input.owner_id) {
+        (Role::Admin, Some(o)) => UserId(o),
+        (_, Some(_)) => {
+            return Err(ApiError::field("owner_id", "only an admin can create a resource for someone else"));
+        }
+        (_, None) => user.id,
+    };
+    // The spec's own fields are top level, its kind's fields under `kind`.
+    let id = state.engine.create(input.into_spec(owner)).await.map_err(spec_error)?;
+    let v = state.engine.read(id, |s, _| view(s)).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/resources/{id}"))).json(v))
+}
+
+#[get("/resources/{id}")]
+async fn get_one(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let v = state.engine.read(ResourceId(*id), |s, _| view(s)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[put("/resources/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    Staff(user): Staff,
+    id: web::Path<Uuid>,
+    body: Json<ResourceInput>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ResourceId(*id);
+    require_owner(&state, &user, id).await?;
+    let input = body.0;
+    let owner = match input.owner_id {
+        Some(o) if user.is_admin() => UserId(o),
+        Some(o) if UserId(o) != user.id => {
+            return Err(ApiError::field("owner_id", "only an admin can hand a resource to another owner"));
+        }
+        _ => owner_of(&state, id).await?,
+    };
+    let cmd = Command::UpdateSpec { spec: input.into_spec(owner), by: user.requester() };
+    state.engine.execute(id, cmd, None).await.map_err(spec_error)?;
+    Ok(HttpResponse::Ok().json(state.engine.read(id, |s, _| view(s)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub kind: Option<ResourceKind>,
+    pub city: Option<String>,
+    /// Only the caller's own resources (owners).
+    #[serde(default)]
+    pub mine: bool,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ResourceSummaryView {
+    pub id: ResourceId,
+    pub kind: ResourceKind,
+    pub name: String,
+    pub owner_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
+fn check_city(city: &Option<String>) -> Result<(), ApiError> {
+    match city {
+        Some(c) if c.chars().count() > 200 => Err(ApiError::field("city", "at most 200 characters")),
+        _ => Ok(()),
+    }
+}
+
+#[get("/resources")]
+async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+    user: Option<AuthUser>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    check_city(&q.city)?;
+    let limit = pagination::limit(q.limit)?;
+    let owner_id = if q.mine {
+        Some(user.ok_or_else(|| ApiError::unauthorized("mine=true needs a signed-in owner"))?.id)
+    } else {
+        None
+    };
+    let filter = ResourceFilter {
+        kind: q.kind,
+        owner_id,
+        city: q.city,
+        after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
+        limit: limit + 1,
+    };
+    let mut rows =
+        state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
+    let items = rows
+        .into_iter()
+        .map(|r| ResourceSummaryView { id: r.id, kind: r.kind, name: r.name, owner_id: r.owner_id, city: r.city })
+        .collect();
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+}
+
+/// Keeps `limit` rows; returns the last kept row if more exist (the next page's cursor).
+fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().cloned()
+    } else {
+        None
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotelSearch {
+    pub city: Option<String>,
+    pub check_in: Date,
+    pub check_out: Date,
+    pub guests: Option<u16>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Checks a searched stay before asking any hotel: the range, its length and the guests. Each
+/// hotel then applies its own today and horizon.
+fn check_stay_dates(check_in: Date, check_out: Date, guests: Option<u16>) -> Result<(), ApiError> {
+    let mut p = engine::domain::error::Problems::default();
+    let nights = check_in.until(check_out).map(|s| s.get_days()).unwrap_or(0);
+    p.check(check_out > check_in, "check_out", "must be after check_in");
+    p.check(
+        nights <= engine::domain::hotel::MAX_STAY_NIGHTS,
+        "check_out",
+        format!("a stay is at most {} nights", engine::domain::hotel::MAX_STAY_NIGHTS),
+    );
+    p.check(guests != Some(0), "guests", "must be at least 1");
+    p.check(
+        guests.is_none_or(|g| g <= engine::domain::hotel::MAX_GUESTS),
+        "guests",
+        format!("at most {}", engine::domain::hotel::MAX_GUESTS),
+    );
+    p.into_result(()).map_err(|e| ApiError::validation(e.errors))
+}
+
+#[derive(Serialize)]
+pub struct HotelResult {
+    pub id: ResourceId,
+    pub name: String,
+    pub city: Option<String>,
+    pub room_types: Vec<RoomTypeAvailability>,
+}
+
+/// Hotels (optionally in a city) with, per room type, the rooms free for the whole stay and
+/// the stay's total price.
+#[get("/hotels/search")]
+async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    check_city(&q.city)?;
+    check_stay_dates(q.check_in, q.check_out, q.guests)?;
+    let limit = pagination::limit(q.limit)?;
+    let filter = ResourceFilter {
+        kind: Some(ResourceKind::Hotel),
+        owner_id: None,
+        city: q.city,
+        after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
+        limit: limit + 1,
+    };
+    let mut rows =
+        state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
+    let (ci, co, guests) = (q.check_in, q.check_out, q.guests);
+    let reads = rows.iter().map(|r| state.engine.read(r.id, move |s, now| s.hotel_availability(ci, co, guests, now)));
+    let mut items = Vec::with_capacity(rows.len());
+    for (r, avail) in rows.iter().zip(join_all(reads).await) {
+        // The dates are checked by each hotel (its own today and horizon): the first
+        // refusal is the answer for all.
+        let room_types = avail?.map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
+        items.push(HotelResult { id: r.id, name: r.name.clone(), city: r.city.clone(), room_types });
+    }
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct EventResult {
+    pub id: ResourceId,
+    pub name: String,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    pub availability: Option<EventAvailability>,
+}
+
+/// Events with their remaining capacity (per category too).
+#[get("/events")]
+async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let filter = ResourceFilter {
+        kind: Some(ResourceKind::Event),
+        after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
+        limit: limit + 1,
+        ..ResourceFilter::default()
+    };
+    let mut rows =
+        state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
+    let reads = rows.iter().map(|r| {
+        state.engine.read(r.id, |s, _| {
+            let times = match s.spec().kind {
+                KindSpec::Event(e) => (Some(e.starts_at), Some(e.ends_at)),
+                _ => (None, None),
+            };
+            (times, s.event_availability())
+        })
+    });
+    let mut items = Vec::with_capacity(rows.len());
+    for (r, res) in rows.iter().zip(join_all(reads).await) {
+        let ((starts_at, ends_at), availability) = res?;
+        items.push(EventResult { id: r.id, name: r.name.clone(), starts_at, ends_at, availability });
+    }
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotQuery {
+    pub date: Date,
+}
+
+#[derive(Serialize)]
+pub struct SlotView {
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    /// Local start in the provider's zone, with its offset (tells apart the two 02:30 of a
+    /// fall-back night).
+    pub local_start: String,
+}
+
+/// Free appointment slots of a provider on a local date.
+#[get("/providers/{id}/slots")]
+async fn slots(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    q: web::Query<SlotQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let date = q.date;
+    let out = state
+        .engine
+        .read(ResourceId(*id), move |s, now| -> Result<Vec<SlotView>, engine::domain::error::DomainError> {
+            let slots: Vec<Slot> = s.provider_free_slots(date, now)?;
+            let tz = match &s.kind() {
+                engine::domain::state::Kind::Provider(p) => p.time_zone().clone(),
+                _ => jiff::tz::TimeZone::UTC,
+            };
+            Ok(slots
+                .into_iter()
+                .map(|sl| SlotView {
+                    starts_at: sl.starts_at,
+                    ends_at: sl.ends_at,
+                    local_start: sl.starts_at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                })
+                .collect())
+        })
+        .await?
+        .map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "date": date, "slots": out })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingListQuery {
+    /// Comma-separated statuses, e.g. `held,confirmed`.
+    pub status: Option<String>,
+    /// Created at or after.
+    pub from: Option<Timestamp>,
+    /// Created before.
+    pub to: Option<Timestamp>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub fn parse_statuses(s: &Option<String>) -> Result<Vec<BookingStatus>, ApiError> {
+    let Some(s) = s else { return Ok(Vec::new()) };
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| {
+            BookingStatus::parse(x.trim()).ok_or_else(|| {
+                ApiError::field("status", "one or more of held, confirmed, completed, released, expired, cancelled")
+            })
+        })
+        .collect()
+}
+
+/// One page of bookings under `filter` (limit and cursor from the query).
+pub async fn booking_page(
+    state: &AppState,
+    mut filter: BookingFilter,
+    q: &BookingListQuery,
+) -> Result<Page<Booking>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    if let (Some(f), Some(t)) = (q.from, q.to)
+        && f >= t
+    {
+        return Err(ApiError::field("to", "must be after from"));
+    }
+    filter.statuses = parse_statuses(&q.status)?;
+    filter.created_from = q.from;
+    filter.created_to = q.to;
+    filter.before = q.cursor.as_deref().map(pagination::parse_booking_cursor).transpose()?;
+    filter.limit = limit + 1;
+    let mut rows =
+        state.engine.store().list_bookings(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let next = page_cut(&mut rows, limit).map(|b| pagination::booking_cursor(b.created_at, b.id));
+    Ok(Page { items: rows, next_cursor: next })
+}
+
+/// The bookings of one resource, for its owner (or an admin).
+#[get("/resources/{id}/bookings")]
+async fn resource_bookings(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    q: web::Query<BookingListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ResourceId(*id);
+    if user.role == Role::Client {
+        return Err(ApiError::not_found("resource"));
+    }
+    require_owner(&state, &user, id).await?;
+    let filter = BookingFilter { resource_id: Some(id), ..BookingFilter::default() };
+    Ok(HttpResponse::Ok().json(booking_page(&state, filter, &q).await?))
+}
+
+/// Requester for commands an owner or admin issues on a resource they may manage.
+pub fn staff_requester(user: &AuthUser) -> Requester {
+    user.requester()
+}

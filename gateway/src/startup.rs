@@ -1,0 +1,137 @@
+//! Builds the application: store, engine, accounts, middleware, routes; binds the listener.
+
+use crate::accounts::memory::MemoryAccounts;
+use crate::accounts::postgres::PgAccounts;
+use crate::accounts::{Accounts, Role};
+use crate::auth::JwtKeys;
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::extract::{self, BodyLimit};
+use crate::state::AppState;
+use crate::telemetry::{self, Spans};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpServer, web};
+use engine::store::Store;
+use engine::store::memory::MemoryStore;
+use engine::store::postgres::{PgConfig, PgStore};
+use engine::{Engine, EngineConfig, SystemClock};
+use rand::RngCore;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_actix_web::TracingLogger;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("store: {0}")]
+    Store(#[from] engine::store::StoreError),
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.path()),
+    ))
+}
+
+impl Application {
+    /// Must run inside an actix system (`#[actix_web::main]`, `#[actix_web::test]`).
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        crate::metrics::handle();
+        let (store, pg, accounts): (Arc<dyn Store>, Option<PgStore>, Arc<dyn Accounts>) = match &settings.database_url {
+            Some(url) => {
+                let mut cfg = PgConfig::new(url.expose());
+                cfg.pool_size = settings.db_pool_size;
+                let pg = PgStore::connect(&cfg).await?;
+                let accounts = Arc::new(PgAccounts::new(pg.pool().clone()));
+                (Arc::new(pg.clone()), Some(pg), accounts)
+            }
+            None => (Arc::new(MemoryStore::new()), None, Arc::new(MemoryAccounts::default())),
+        };
+        let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default());
+        engine.start_sweeper();
+        let secret = match &settings.jwt_secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!("JWT_SECRET is not set: using a random key, every token dies with this process");
+                let mut k = vec![0u8; 48];
+                rand::rng().fill_bytes(&mut k);
+                k
+            }
+        };
+        let keys = JwtKeys::new(&secret, settings.access_token_ttl_secs, settings.refresh_token_ttl_secs);
+        let state = web::Data::new(AppState { engine, accounts, keys, pg, settings: settings.clone() });
+        bootstrap_admin(&state).await?;
+        if settings.demo_data_enabled() {
+            crate::demo::seed(&state).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+        }
+
+        let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
+        let port = listener.local_addr()?.port();
+        let data = state.clone();
+        let limit = BodyLimit(settings.max_body_bytes);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(crate::metrics::track))
+                .wrap(TracingLogger::<Spans>::new())
+                .wrap(from_fn(telemetry::request_id))
+                .app_data(data.clone())
+                .app_data(limit)
+                .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+                .app_data(web::PathConfig::default().error_handler(extract::path_error))
+                .configure(crate::routes::configure)
+                .default_service(web::to(unknown_route))
+        })
+        .listen(listener)?
+        // On SIGTERM/ctrl-c: stop accepting, let in-flight requests finish (up to 30 s).
+        .shutdown_timeout(30)
+        .run();
+        tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
+        Ok(Application { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server is stopped (signal), then lets the resource actors finish their
+    /// in-flight commits before the pool is dropped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application { server, state, .. } = self;
+        let result = server.await;
+        state.engine.shutdown(Duration::from_secs(10)).await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Creates the admin from ADMIN_EMAIL/ADMIN_PASSWORD if no account has that email yet.
+async fn bootstrap_admin(state: &AppState) -> Result<(), StartupError> {
+    let (Some(email), Some(password)) = (&state.settings.admin_email, &state.settings.admin_password) else {
+        return Ok(());
+    };
+    let exists = state.accounts.user_by_email(email).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    if exists.is_none() {
+        crate::routes::auth::create_account(state, email, password.expose(), "Administrator", Role::Admin)
+            .await
+            .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+        tracing::info!(email = %email, "created the admin account");
+    }
+    Ok(())
+}

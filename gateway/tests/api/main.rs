@@ -1,0 +1,9 @@
+//! The gateway's integration tests: the real app on port 0, a fresh database per test.
+
+mod auth;
+mod bad_input;
+mod bookings;
+mod flash_sale;
+mod health;
+mod helpers;
+mod roles;
