@@ -14,6 +14,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     Held,
@@ -54,6 +55,7 @@ impl BookingStatus {
 
 /// What a booking occupies. Concrete: a stay names the room the hotel assigned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BookingItem {
     /// Nights `[check_in, check_out)` in one room.
@@ -77,6 +79,7 @@ pub enum BookingItem {
 
 /// What a client asks for; the resource turns it into a [`BookingItem`] or an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BookingRequest {
     /// `room_id` asks for one particular room; otherwise the hotel assigns one of the type.
@@ -98,6 +101,7 @@ pub enum BookingRequest {
 
 /// What a waitlisted client wants; when capacity frees, the first wish that fits gets an offer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Wish {
     Stay {
@@ -118,6 +122,7 @@ pub enum Wish {
 
 /// Who issued a command. History records it; clients may act only on their own bookings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "role", content = "user_id", rename_all = "snake_case")]
 pub enum Requester {
     Client(UserId),
@@ -153,6 +158,7 @@ impl Requester {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Booking {
     pub id: BookingId,
     pub resource_id: ResourceId,

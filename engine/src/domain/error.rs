@@ -7,6 +7,7 @@ use std::fmt;
 
 /// One invalid field of a resource specification or request, e.g. `rooms[3].number`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,

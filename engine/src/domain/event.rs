@@ -15,6 +15,7 @@ pub const MAX_PER_BOOKING_LIMIT: u32 = 1_000;
 pub const MAX_CATEGORIES: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     pub starts_at: Timestamp,
@@ -29,6 +30,7 @@ pub struct EventSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CategorySpec {
     pub id: CategoryId,
@@ -90,6 +92,7 @@ pub struct EventInventory {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventAvailability {
     pub capacity: u32,
     pub taken: u64,
@@ -98,6 +101,7 @@ pub struct EventAvailability {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryAvailability {
     pub id: CategoryId,
     pub name: String,

@@ -22,6 +22,7 @@ pub const MAX_HORIZON_DAYS: u16 = 1_100;
 pub const MAX_ROOM_NUMBER_CHARS: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HotelSpec {
     pub city: String,
@@ -29,6 +30,7 @@ pub struct HotelSpec {
     pub time_zone: String,
     pub currency: Currency,
     /// Local time on the check-out date at which a confirmed stay becomes completed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "11:00:00"))]
     pub check_out_time: Time,
     /// How far ahead (days from the hotel's today) a check-in may be.
     pub booking_horizon_days: u16,
@@ -37,6 +39,7 @@ pub struct HotelSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeSpec {
     pub id: RoomTypeId,
@@ -50,6 +53,7 @@ pub struct RoomTypeSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoomSpec {
     pub id: RoomId,
@@ -60,6 +64,7 @@ pub struct RoomSpec {
 
 /// Per room type, for one stay request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomTypeAvailability {
     pub room_type_id: RoomTypeId,
     pub name: String,

@@ -6,6 +6,7 @@ use std::fmt;
 
 /// Three upper-case ASCII letters, e.g. `EUR`. Built only by [`Currency::parse`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "EUR"))]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
 
@@ -47,6 +48,7 @@ impl fmt::Display for Currency {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     pub amount_minor: i64,
     pub currency: Currency,

@@ -22,6 +22,7 @@ pub const MAX_NOTICE_MINUTES: u32 = 60 * 24 * 365;
 pub const MAX_HORIZON_DAYS: u16 = 1_100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// IANA zone in which the schedule is written, e.g. "Europe/Berlin".
@@ -43,6 +44,7 @@ pub struct ProviderSpec {
 
 /// Working hours for one weekday, ISO numbering: 1 = Monday ... 7 = Sunday.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DayHours {
     pub weekday: u8,
@@ -51,6 +53,7 @@ pub struct DayHours {
 
 /// Replaces the weekly hours on one local date; no intervals means closed that day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DateOverride {
     pub date: Date,
@@ -59,6 +62,7 @@ pub struct DateOverride {
 
 /// Local wall-clock interval in minutes after midnight, `start_minute < end_minute <= 1440`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LocalInterval {
     pub start_minute: u16,
@@ -167,6 +171,7 @@ fn check_intervals(p: &mut Problems, prefix: &str, intervals: &[LocalInterval]) 
 
 /// One bookable appointment slot `[starts_at, ends_at)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Slot {
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,

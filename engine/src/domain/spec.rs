@@ -14,6 +14,7 @@ pub const MAX_HOLD_TTL_SECS: u32 = 86_400;
 pub const MAX_OFFER_TTL_SECS: u32 = 7 * 86_400;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
     pub name: String,
@@ -26,6 +27,7 @@ pub struct ResourceSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum KindSpec {
     Hotel(HotelSpec),
@@ -34,6 +36,7 @@ pub enum KindSpec {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Hotel,

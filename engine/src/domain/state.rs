@@ -83,6 +83,7 @@ impl Kind {
 
 /// Held and confirmed totals, kept in step with the bookings (checked by `check_invariants`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counters {
     pub held_bookings: u64,
     pub held_units: u64,
@@ -114,6 +115,7 @@ pub struct ResourceState {
 
 /// Resource-level facts for listings and the admin overview.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceStats {
     pub counters: Counters,
     pub waitlist_waiting: u64,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_ACTIVE_ENTRIES: usize = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WaitlistStatus {
     /// In the queue, nothing offered yet.
@@ -53,6 +54,7 @@ impl WaitlistStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WaitlistEntry {
     pub id: WaitlistEntryId,
     pub resource_id: ResourceId,
