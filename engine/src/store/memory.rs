@@ -4,14 +4,14 @@
 
 use super::{
     BookingFilter, CommitBatch, LoadedResource, ResourceFilter, ResourceSummary, Store, StoreError, StoreFuture,
-    clamp_list_limit,
+    StoreOverview, clamp_list_limit,
 };
 use crate::domain::booking::{Booking, BookingStatus, Transition};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
 use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
-use crate::domain::spec::{KindSpec, ResourceSpec};
+use crate::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use crate::domain::state::{Counters, IDEMPOTENCY_RETENTION_SECS};
-use crate::domain::waitlist::WaitlistEntry;
+use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use jiff::{SignedDuration, Timestamp};
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -282,6 +282,33 @@ impl Store for MemoryStore {
             v.sort_by_key(|e| Reverse((e.joined_at, e.id)));
             v.truncate(page_len(limit));
             Ok(v)
+        })
+    }
+
+    fn overview(&self) -> StoreFuture<StoreOverview> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            let mut o = StoreOverview::default();
+            for r in d.resources.values() {
+                match r.spec.kind.kind() {
+                    ResourceKind::Hotel => o.hotels += 1,
+                    ResourceKind::Event => o.events += 1,
+                    ResourceKind::Provider => o.providers += 1,
+                }
+                o.held_bookings += r.counters.held_bookings;
+                o.held_units += r.counters.held_units;
+                o.confirmed_bookings += r.counters.confirmed_bookings;
+                o.confirmed_units += r.counters.confirmed_units;
+            }
+            for e in d.waitlist.values() {
+                match e.status {
+                    WaitlistStatus::Waiting => o.waitlist_waiting += 1,
+                    WaitlistStatus::Offered => o.waitlist_offered += 1,
+                    _ => {}
+                }
+            }
+            Ok(o)
         })
     }
 }

@@ -112,6 +112,23 @@ pub struct BookingFilter {
     pub limit: i64,
 }
 
+/// Totals over every resource, for the admin overview. The booking figures are the counters
+/// stored on the resource rows with each commit (a hold that lapsed but was not yet expired by
+/// its actor still counts as held).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOverview {
+    pub hotels: u64,
+    pub events: u64,
+    pub providers: u64,
+    pub held_bookings: u64,
+    pub held_units: u64,
+    pub confirmed_bookings: u64,
+    pub confirmed_units: u64,
+    /// Waitlist entries still waiting, and those holding an open offer.
+    pub waitlist_waiting: u64,
+    pub waitlist_offered: u64,
+}
+
 pub trait Store: Send + Sync + 'static {
     fn load(&self, id: ResourceId) -> StoreFuture<Option<LoadedResource>>;
 
@@ -142,4 +159,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A user's waitlist entries, any status, newest first (joined_at desc, id desc), at most `limit` (clamped 1..=1000).
     fn list_waitlist_entries(&self, user_id: UserId, limit: i64) -> StoreFuture<Vec<WaitlistEntry>>;
+
+    /// Totals for the admin overview: resources per kind, held and confirmed counters summed
+    /// over all resources, waiting and offered waitlist entries.
+    fn overview(&self) -> StoreFuture<StoreOverview>;
 }

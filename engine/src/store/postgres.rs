@@ -6,7 +6,7 @@
 
 use super::{
     BookingFilter, CommitBatch, LoadedResource, ResourceFilter, ResourceSummary, Store, StoreError, StoreFuture,
-    clamp_list_limit,
+    StoreOverview, clamp_list_limit,
 };
 use crate::domain::booking::{Booking, BookingItem, BookingStatus, Requester, Transition, Wish};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
@@ -1187,6 +1187,49 @@ impl Store for PgStore {
                 .map_err(db_err)?;
             let rows = c.query(&stmt, &[&user_id.0, &clamp_list_limit(limit)]).await.map_err(db_err)?;
             rows.iter().map(waitlist_entry_from_row).collect()
+        })
+    }
+
+    fn overview(&self) -> StoreFuture<StoreOverview> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            // sum(bigint) is numeric: cast back, the counters are far below i64::MAX.
+            let r = c
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE kind = 'hotel'),
+                            count(*) FILTER (WHERE kind = 'event'),
+                            count(*) FILTER (WHERE kind = 'provider'),
+                            coalesce(sum(held_bookings), 0)::bigint,
+                            coalesce(sum(held_units), 0)::bigint,
+                            coalesce(sum(confirmed_bookings), 0)::bigint,
+                            coalesce(sum(confirmed_units), 0)::bigint
+                     FROM resources",
+                    &[],
+                )
+                .await
+                .map_err(db_err)?;
+            // The predicate matches the partial index of active entries.
+            let w = c
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE status = 'waiting'), count(*) FILTER (WHERE status = 'offered')
+                     FROM waitlist_entries WHERE status IN ('waiting', 'offered')",
+                    &[],
+                )
+                .await
+                .map_err(db_err)?;
+            let n = |v: i64| u64::try_from(v).map_err(|_| corrupt(format!("negative total {v}")));
+            Ok(StoreOverview {
+                hotels: n(r.get(0))?,
+                events: n(r.get(1))?,
+                providers: n(r.get(2))?,
+                held_bookings: n(r.get(3))?,
+                held_units: n(r.get(4))?,
+                confirmed_bookings: n(r.get(5))?,
+                confirmed_units: n(r.get(6))?,
+                waitlist_waiting: n(w.get(0))?,
+                waitlist_offered: n(w.get(1))?,
+            })
         })
     }
 }

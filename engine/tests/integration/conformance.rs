@@ -10,7 +10,7 @@ use engine::domain::state::ResourceState;
 use engine::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use engine::fixtures;
 use engine::store::memory::MemoryStore;
-use engine::store::{BookingFilter, CommitBatch, ResourceFilter, ResourceSummary, Store, StoreError};
+use engine::store::{BookingFilter, CommitBatch, ResourceFilter, ResourceSummary, Store, StoreError, StoreOverview};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -790,4 +790,82 @@ async fn listings(store: Arc<dyn Store>) {
     assert_eq!(offers.len(), 1);
     assert_eq!((offers[0].status, offers[0].waitlist_entry_id), (Held, Some(e2)));
     assert_eq!(offers[0], w.bookings[&offers[0].id]);
+}
+
+// ---- overview -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_store_overview_conforms() {
+    overview(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_overview_conforms() {
+    let db = TestDb::new();
+    overview(Arc::new(store_of(&db).await)).await;
+}
+
+/// The overview sums what the resources committed: kinds, held and confirmed counters,
+/// waiting and offered waitlist entries (finished ones excluded).
+async fn overview(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert_eq!(store.overview().await.expect("overview"), StoreOverview::default(), "an empty store has nothing");
+    let owner = UserId::new_v7();
+    let u: Vec<UserId> = (0..5).map(|_| UserId::new_v7()).collect();
+    let mut w = Written::default();
+    Res::create(store, ResourceId::new_v7(), fixtures::hotel(owner, "Overview Hotel", "Porto", 2, 1)).await;
+    Res::create(store, ResourceId::new_v7(), fixtures::provider(owner, "Overview Clinic")).await;
+
+    // Three tickets: two confirmed in one booking, one held; then two clients wait.
+    let mut small = Res::create(store, ResourceId::new_v7(), fixtures::event(owner, "Overview Small", 3, t0())).await;
+    let pair = Command::Hold {
+        booking_id: BookingId::new_v7(),
+        user_id: u[0],
+        request: BookingRequest::Tickets { category_id: None, quantity: 2 },
+        confirm: true,
+        by: Requester::Client(u[0]),
+    };
+    small.run(store, &mut w, pair, at(1)).await;
+    let held = BookingId::new_v7();
+    small.run(store, &mut w, tickets(held, u[1], false), at(2)).await;
+    let (first, second, gone) = (WaitlistEntryId::new_v7(), WaitlistEntryId::new_v7(), WaitlistEntryId::new_v7());
+    small.run(store, &mut w, join(first, u[2]), at(3)).await;
+    small.run(store, &mut w, join(second, u[3]), at(4)).await;
+    small.run(store, &mut w, join(gone, u[4]), at(5)).await;
+    small.run(store, &mut w, Command::LeaveWaitlist { entry_id: gone, by: Requester::Client(u[4]) }, at(6)).await;
+    // The held ticket is released: it is offered to the first waiting client (a held booking).
+    small.run(store, &mut w, Command::Release { booking_id: held, by: Requester::Client(u[1]) }, at(7)).await;
+    assert_eq!(w.entries[&first].status, WaitlistStatus::Offered, "the release made an offer");
+
+    // Ten tickets: three held in one booking, four confirmed in one, one released.
+    let mut big = Res::create(store, ResourceId::new_v7(), fixtures::event(owner, "Overview Big", 10, t0())).await;
+    let take = |user: UserId, quantity: u32, confirm: bool| Command::Hold {
+        booking_id: BookingId::new_v7(),
+        user_id: user,
+        request: BookingRequest::Tickets { category_id: None, quantity },
+        confirm,
+        by: Requester::Client(user),
+    };
+    big.run(store, &mut w, take(u[0], 3, false), at(8)).await;
+    big.run(store, &mut w, take(u[1], 4, true), at(9)).await;
+    let let_go = BookingId::new_v7();
+    big.run(store, &mut w, tickets(let_go, u[2], false), at(10)).await;
+    big.run(store, &mut w, Command::Release { booking_id: let_go, by: Requester::Client(u[2]) }, at(11)).await;
+
+    let o = store.overview().await.expect("overview");
+    assert_eq!(
+        o,
+        StoreOverview {
+            hotels: 1,
+            events: 2,
+            providers: 1,
+            // The offer (1 ticket) and the hold of 3.
+            held_bookings: 2,
+            held_units: 4,
+            confirmed_bookings: 2,
+            confirmed_units: 6,
+            waitlist_waiting: 1,
+            waitlist_offered: 1,
+        }
+    );
 }
