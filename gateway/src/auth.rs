@@ -139,6 +139,12 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     Ok(AuthUser { id: UserId(data.claims.sub), role: data.claims.role })
 }
 
+/// The caller of a valid Bearer token, if any (middleware: idempotency scope, rate-limit key).
+pub(crate) fn bearer_user(req: &HttpRequest) -> Option<AuthUser> {
+    req.headers().get(AUTHORIZATION)?;
+    authenticate(req).ok()
+}
+
 /// An owner or an admin: a client gets 403 before the body is even read.
 pub struct Staff(pub AuthUser);
 

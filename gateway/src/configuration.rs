@@ -55,10 +55,19 @@ pub struct Settings {
     pub demo_data: Option<bool>,
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// Requests a minute per client IP on /api/v1/auth/*.
+    #[serde(default = "default_auth_rate")]
+    pub rate_limit_auth_per_min: u32,
+    /// Booking and waitlist commands a second per user (bursts of twice that).
+    #[serde(default = "default_bookings_rate")]
+    pub rate_limit_bookings_per_sec: u32,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
     /// Key the payment webhook signatures are checked with.
     pub payment_webhook_secret: Option<Secret>,
+    /// How long the simulated payment provider waits before it calls the webhook.
+    #[serde(default = "default_payment_delay")]
+    pub payment_simulator_delay_ms: u64,
 }
 
 fn default_host() -> String {
@@ -78,6 +87,15 @@ fn default_refresh_ttl() -> u64 {
 }
 fn default_body_limit() -> usize {
     64 * 1024
+}
+fn default_auth_rate() -> u32 {
+    30
+}
+fn default_bookings_rate() -> u32 {
+    20
+}
+fn default_payment_delay() -> u64 {
+    300
 }
 fn default_log_format() -> LogFormat {
     LogFormat::Json
@@ -119,8 +137,12 @@ impl Settings {
             admin_password: None,
             demo_data: Some(false),
             max_body_bytes: default_body_limit(),
+            // High enough for tests that register many users and book in bursts from one IP.
+            rate_limit_auth_per_min: 1_000_000,
+            rate_limit_bookings_per_sec: 1_000_000,
             log_format: LogFormat::Pretty,
             payment_webhook_secret: None,
+            payment_simulator_delay_ms: default_payment_delay(),
         }
     }
 
@@ -133,6 +155,11 @@ impl Settings {
         }
         if !(60..=86_400).contains(&self.access_token_ttl_secs) {
             return Err(ConfigError("ACCESS_TOKEN_TTL_SECS must be between 60 and 86400".into()));
+        }
+        if self.rate_limit_auth_per_min == 0 || self.rate_limit_bookings_per_sec == 0 {
+            return Err(ConfigError(
+                "RATE_LIMIT_AUTH_PER_MIN and RATE_LIMIT_BOOKINGS_PER_SEC must be at least 1".into(),
+            ));
         }
         if !(1_024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));

@@ -7,6 +7,14 @@ use crate::auth::JwtKeys;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
+use crate::idempotency::IdempotencyStore;
+use crate::idempotency::memory::MemoryIdempotency;
+use crate::idempotency::postgres::PgIdempotency;
+use crate::payments::Payments;
+use crate::payments::memory::MemoryPayments;
+use crate::payments::postgres::PgPayments;
+use crate::payments::provider::PaymentProvider;
+use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry::{self, Spans};
 use actix_web::dev::Server;
@@ -72,7 +80,29 @@ impl Application {
             }
         };
         let keys = JwtKeys::new(&secret, settings.access_token_ttl_secs, settings.refresh_token_ttl_secs);
-        let state = web::Data::new(AppState { engine, accounts, keys, pg, settings: settings.clone() });
+        let idempotency: Arc<dyn IdempotencyStore> = match &pg {
+            Some(pg) => Arc::new(PgIdempotency::new(pg.pool().clone())),
+            None => Arc::new(MemoryIdempotency::default()),
+        };
+        crate::idempotency::spawn_cleanup(idempotency.clone());
+        let rate_limits = RateLimits::new(settings.rate_limit_auth_per_min, settings.rate_limit_bookings_per_sec);
+        rate_limits.spawn_pruning();
+        let payments: Arc<dyn Payments> = match &pg {
+            Some(pg) => Arc::new(PgPayments::new(pg.pool().clone())),
+            None => Arc::new(MemoryPayments::default()),
+        };
+        let payment_provider = Arc::new(PaymentProvider::new(&settings));
+        let state = web::Data::new(AppState {
+            engine,
+            accounts,
+            keys,
+            pg,
+            settings: settings.clone(),
+            idempotency,
+            rate_limits,
+            payments,
+            payment_provider,
+        });
         bootstrap_admin(&state).await?;
         if settings.demo_data_enabled() {
             crate::demo::seed(&state).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
@@ -80,10 +110,14 @@ impl Application {
 
         let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
         let port = listener.local_addr()?.port();
+        state.payment_provider.set_listen_addr(listener.local_addr()?);
         let data = state.clone();
         let limit = BodyLimit(settings.max_body_bytes);
         let server = HttpServer::new(move || {
             App::new()
+                // Innermost first: a replayed or rate-limited answer is still counted and logged.
+                .wrap(from_fn(crate::idempotency::middleware))
+                .wrap(from_fn(crate::rate_limit::middleware))
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(TracingLogger::<Spans>::new())
                 .wrap(from_fn(telemetry::request_id))

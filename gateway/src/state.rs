@@ -3,6 +3,10 @@
 use crate::accounts::Accounts;
 use crate::auth::JwtKeys;
 use crate::configuration::Settings;
+use crate::idempotency::IdempotencyStore;
+use crate::payments::Payments;
+use crate::payments::provider::PaymentProvider;
+use crate::rate_limit::RateLimits;
 use engine::Engine;
 use engine::store::postgres::PgStore;
 use std::sync::Arc;
@@ -14,4 +18,10 @@ pub struct AppState {
     /// Set when running on PostgreSQL (readiness checks it).
     pub pg: Option<PgStore>,
     pub settings: Settings,
+    /// Idempotency-Key records (PostgreSQL or memory, like the accounts).
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub rate_limits: RateLimits,
+    /// Payments (PostgreSQL or memory) and the simulated provider that settles them.
+    pub payments: Arc<dyn Payments>,
+    pub payment_provider: Arc<PaymentProvider>,
 }

@@ -98,7 +98,11 @@ async fn list_mine(
 }
 
 /// The resource of a booking the caller may see, else 404 (never 403: existence stays private).
-async fn visible_booking(state: &AppState, user: &AuthUser, id: BookingId) -> Result<(ResourceId, Booking), ApiError> {
+pub(crate) async fn visible_booking(
+    state: &AppState,
+    user: &AuthUser,
+    id: BookingId,
+) -> Result<(ResourceId, Booking), ApiError> {
     let store = state.engine.store();
     let not_found = || ApiError::not_found("booking");
     let resource =

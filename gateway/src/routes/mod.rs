@@ -1,8 +1,10 @@
 //! The public API under /api/v1, and the operational endpoints.
 
+pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod health;
+pub mod payments;
 pub mod resources;
 pub mod waitlist;
 
@@ -14,6 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(resources::configure)
             .configure(bookings::configure)
-            .configure(waitlist::configure),
+            .configure(waitlist::configure)
+            .configure(payments::configure)
+            .configure(admin::configure),
     );
 }
