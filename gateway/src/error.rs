@@ -9,7 +9,16 @@ use engine::domain::error::{DomainError, FieldError};
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem (`application/problem+json`); `errors` lists the bad fields of a 422.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/validation_failed",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": "request.quantity: must be at least 1",
+    "code": "validation_failed",
+    "errors": [{"field": "request.quantity", "message": "must be at least 1"}]
+}))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,

@@ -29,6 +29,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -52,6 +55,13 @@ async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
         "not_found",
         format!("no route {} {}", req.method(), req.path()),
     ))
+}
+
+/// `/docs` without the slash: Swagger UI's relative asset paths need `/docs/`.
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, crate::openapi::DOCS_PATH))
+        .finish()
 }
 
 impl Application {
@@ -114,7 +124,16 @@ impl Application {
         let data = state.clone();
         let limit = BodyLimit(settings.max_body_bytes);
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
+                .into_utoipa_app()
+                .openapi(crate::openapi::ApiDoc::openapi())
+                .configure(crate::routes::configure)
+                .openapi_service(|api| {
+                    SwaggerUi::new(format!("{}{{_:.*}}", crate::openapi::DOCS_PATH))
+                        .url(crate::openapi::SPEC_PATH, crate::openapi::finish(api))
+                })
+                .into_app();
+            app.route("/docs", web::get().to(docs_redirect))
                 // Innermost first: a replayed or rate-limited answer is still counted and logged.
                 .wrap(from_fn(crate::idempotency::middleware))
                 .wrap(from_fn(crate::rate_limit::middleware))
@@ -125,7 +144,6 @@ impl Application {
                 .app_data(limit)
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
-                .configure(crate::routes::configure)
                 .default_service(web::to(unknown_route))
         })
         .listen(listener)?

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 pub type AccountFuture<T> = Pin<Box<dyn Future<Output = Result<T, AccountError>> + Send + 'static>>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Client,
@@ -39,7 +39,8 @@ impl Role {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "email": "ada@example.com", "name": "Ada Lovelace", "role": "client", "created_at": "2026-11-21T07:00:00Z"}))]
 pub struct User {
     pub id: UserId,
     pub email: String,

@@ -19,7 +19,7 @@ pub type PaymentFuture<T> = Pin<Box<dyn Future<Output = Result<T, PaymentError>>
 /// Longest provider event id we store.
 pub const MAX_EVENT_ID_CHARS: usize = 200;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     Pending,
@@ -49,7 +49,7 @@ impl PaymentStatus {
 }
 
 /// What the simulated provider is told to report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChosenOutcome {
     Succeed,
@@ -72,7 +72,7 @@ impl ChosenOutcome {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     pub booking_id: BookingId,

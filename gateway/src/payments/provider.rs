@@ -27,7 +27,7 @@ const MAX_ATTEMPTS: u32 = 5;
 type HmacSha256 = Hmac<Sha256>;
 
 /// What the provider's webhook body says about a payment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedStatus {
     Succeeded,
@@ -35,7 +35,8 @@ pub enum ReportedStatus {
 }
 
 /// The webhook body. Unknown fields are accepted: providers add fields over time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"event_id": "evt_0001", "payment_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "status": "succeeded"}))]
 pub struct WebhookBody {
     pub event_id: String,
     pub payment_id: Uuid,

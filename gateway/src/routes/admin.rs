@@ -3,7 +3,7 @@
 
 use crate::accounts::Role;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::routes::bookings::ConfirmBody;
 use crate::state::AppState;
@@ -16,7 +16,7 @@ use futures::future::{Ready, ready};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(force_confirm).service(refund).service(overview);
 }
 
@@ -52,20 +52,40 @@ fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
 }
 
 /// Confirms a held (or lapsed, if its capacity is still free) booking without a payment.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "force_confirm_booking",
+    summary = "Force-confirm a booking",
+    description = "Confirms a held (or lapsed, if its capacity is still free) booking without a payment.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "manual-2030-01"})),
+    responses(
+        (status = 200, description = "The confirmed booking", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not confirmable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/admin/bookings/{id}/confirm")]
 async fn force_confirm(
     state: web::Data<AppState>,
-    Admin(user): Admin,
+    caller: Admin,
     id: web::Path<Uuid>,
     body: JsonOrEmpty<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let Admin(user) = caller;
     let booking_id = BookingId(*id);
     let resource = resource_of(&state, booking_id).await?;
     let cmd = Command::Confirm { booking_id, payment_ref: body.0.payment_ref, by: user.requester() };
     Ok(HttpResponse::Ok().json(booking_of(state.engine.execute(resource, cmd, None).await?)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"amount_minor": 4900}))]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     pub amount_minor: i64,
@@ -73,13 +93,33 @@ pub struct RefundBody {
 
 /// Records a refund of a cancelled, paid booking (the domain refuses any other with
 /// `not_refundable`). Refunded in full, its payment (if it was ours) becomes `refunded`.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "refund_booking",
+    summary = "Record a refund",
+    description = "Records a refund of a cancelled, paid booking; in full, its payment becomes refunded.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    request_body(content = RefundBody, example = json!({"amount_minor": 4900})),
+    responses(
+        (status = 200, description = "The booking with its refund", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not refundable or more than paid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/admin/bookings/{id}/refund")]
 async fn refund(
     state: web::Data<AppState>,
-    Admin(user): Admin,
+    caller: Admin,
     id: web::Path<Uuid>,
     body: Json<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let Admin(user) = caller;
     let booking_id = BookingId(*id);
     let resource = resource_of(&state, booking_id).await?;
     let cmd = Command::RecordRefund { booking_id, amount_minor: body.0.amount_minor, by: user.requester() };
@@ -98,34 +138,34 @@ async fn refund(
     Ok(HttpResponse::Ok().json(booking))
 }
 
-#[derive(Serialize)]
-struct PerKind {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PerKind {
     hotel: u64,
     event: u64,
     provider: u64,
     total: u64,
 }
 
-#[derive(Serialize)]
-struct Totals {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Totals {
     bookings: u64,
     units: u64,
 }
 
-#[derive(Serialize)]
-struct BookingTotals {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BookingTotals {
     held: Totals,
     confirmed: Totals,
 }
 
-#[derive(Serialize)]
-struct WaitlistTotals {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WaitlistTotals {
     waiting: u64,
     offered: u64,
 }
 
-#[derive(Serialize)]
-struct Overview {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Overview {
     resources: PerKind,
     /// Resources whose actor is in this process's memory now.
     active_resources: usize,
@@ -134,8 +174,21 @@ struct Overview {
     waitlist: WaitlistTotals,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_overview",
+    summary = "System overview",
+    description = "Resources per kind, active actors, held and confirmed bookings, waitlists.",
+    responses(
+        (status = 200, description = "The overview", body = Overview),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/admin/overview")]
-async fn overview(state: web::Data<AppState>, Admin(_): Admin) -> Result<HttpResponse, ApiError> {
+async fn overview(state: web::Data<AppState>, _caller: Admin) -> Result<HttpResponse, ApiError> {
     let o = state.engine.store().overview().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(Overview {
         resources: PerKind {

@@ -2,7 +2,7 @@
 
 use crate::accounts::{AccountError, RefreshUse, Role, User};
 use crate::auth::{self, AuthUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, post, web};
@@ -12,11 +12,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(register).service(login).service(refresh).service(logout).service(me);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "password": "a long password", "name": "Ada Lovelace", "role": "client"}))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     pub email: String,
@@ -27,20 +28,22 @@ pub struct RegisterBody {
     pub role: Option<Role>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "password": "a long password"}))]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"refresh_token": "r1.3q2+7w..."}))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub token_type: &'static str,
@@ -106,6 +109,20 @@ pub async fn create_account(
     Ok(user)
 }
 
+#[utoipa::path(
+    tag = "auth",
+    summary = "Create an account",
+    description = "Registers a client or owner account and signs it in.",
+    request_body(content = RegisterBody, example = json!({"email": "ada@example.com", "password": "a long password", "name": "Ada Lovelace", "role": "client"})),
+    responses(
+        (status = 201, description = "Account created and signed in", body = Tokens),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An account with this email exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/auth/register")]
 async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
     let b = body.0;
@@ -122,6 +139,19 @@ async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Resul
     Ok(HttpResponse::Created().json(issue(&state, user, None).await?))
 }
 
+#[utoipa::path(
+    tag = "auth",
+    summary = "Sign in",
+    description = "Exchanges an email and password for an access token and a refresh token.",
+    request_body(content = LoginBody, example = json!({"email": "ada@example.com", "password": "a long password"})),
+    responses(
+        (status = 200, description = "Tokens and the account", body = Tokens),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/auth/login")]
 async fn login(state: web::Data<AppState>, body: Json<LoginBody>) -> Result<HttpResponse, ApiError> {
     let b = body.0;
@@ -154,6 +184,19 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| auth::hash_password(&uuid::Uuid::now_v7().to_string()).unwrap_or_default())
 }
 
+#[utoipa::path(
+    tag = "auth",
+    summary = "Refresh the tokens",
+    description = "Rotates a refresh token: the old one stops working; reusing it signs out the whole login.",
+    request_body(content = RefreshBody, example = json!({"refresh_token": "r1.3q2+7w..."})),
+    responses(
+        (status = 200, description = "Tokens and the account", body = Tokens),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/auth/refresh")]
 async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
     let token = body.0.refresh_token;
@@ -179,6 +222,18 @@ async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<
     }
 }
 
+#[utoipa::path(
+    tag = "auth",
+    summary = "Sign out",
+    description = "Revokes the refresh token and every token of its login.",
+    request_body(content = RefreshBody, example = json!({"refresh_token": "r1.3q2+7w..."})),
+    responses(
+        (status = 204, description = "Signed out (also when the token was unknown)"),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/auth/logout")]
 async fn logout(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
     let token = body.0.refresh_token;
@@ -188,6 +243,17 @@ async fn logout(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<H
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    tag = "auth",
+    summary = "Who am I",
+    description = "The account of the access token.",
+    responses(
+        (status = 200, description = "The caller's account", body = User),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/auth/me")]
 async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let u = state

@@ -2,8 +2,9 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Customer};
-use crate::error::{ApiError, in_body};
+use crate::error::{ApiError, Problem, in_body};
 use crate::extract::{Json, JsonOrEmpty};
+use crate::pagination::Page;
 use crate::routes::resources::{BookingListQuery, booking_page, owner_of};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -15,7 +16,7 @@ use engine::store::BookingFilter;
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create)
         .service(list_mine)
         .service(get_one)
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(reschedule);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "request": {"kind": "tickets", "quantity": 2}, "confirm": false}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateBooking {
     pub resource_id: Uuid,
@@ -64,13 +66,33 @@ fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
     }
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "create_booking",
+    summary = "Hold or book",
+    description = "Holds capacity for a client (or books at once with `confirm`); the hold expires unless confirmed.",
+    request_body(content = CreateBooking, example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "request": {"kind": "tickets", "quantity": 2}, "confirm": false})),
+    responses(
+        (status = 201, description = "Held (or confirmed) booking", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Sold out, slot taken or too many active bookings", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/bookings")]
 async fn create(
     state: web::Data<AppState>,
-    Customer(user): Customer,
+    caller: Customer,
     req: HttpRequest,
     body: Json<CreateBooking>,
 ) -> Result<HttpResponse, ApiError> {
+    let Customer(user) = caller;
     let key = idempotency_key(&req)?;
     let b = body.0;
     let resource = ResourceId(b.resource_id);
@@ -83,6 +105,21 @@ async fn create(
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/bookings/{}", booking.id))).json(booking))
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "list_bookings",
+    summary = "List bookings",
+    description = "A client's own bookings, an owner's resources' bookings, or all (admin); newest first.",
+    params(BookingListQuery),
+    responses(
+        (status = 200, description = "One page of bookings", body = Page<Booking>),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/bookings")]
 async fn list_mine(
     state: web::Data<AppState>,
@@ -120,26 +157,44 @@ pub(crate) async fn visible_booking(
     if allowed { Ok((resource, booking)) } else { Err(not_found()) }
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "get_booking",
+    summary = "Get a booking",
+    description = "One booking the caller may see.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    responses(
+        (status = 200, description = "The booking", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/bookings/{id}")]
 async fn get_one(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let (_, booking) = visible_booking(&state, &user, BookingId(*id)).await?;
     Ok(HttpResponse::Ok().json(booking))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(example = json!({"payment_ref": "pay_12345"}))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
     pub payment_ref: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(example = json!({"reason": "plans changed"}))]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
     pub reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"request": {"kind": "appointment", "starts_at": "2030-01-07T10:00:00Z"}}))]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     pub request: BookingRequest,
@@ -161,20 +216,58 @@ async fn act(
 }
 
 /// Confirming is the client's (after paying) or an admin's: owners cannot confirm for clients.
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "confirm_booking",
+    summary = "Confirm a held booking",
+    description = "The client (after paying) or an admin confirms a hold; owners cannot.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
+    responses(
+        (status = 200, description = "The booking after the change", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not held any more, or the hold expired and its capacity is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/bookings/{id}/confirm")]
 async fn confirm(
     state: web::Data<AppState>,
-    Customer(user): Customer,
+    caller: Customer,
     req: HttpRequest,
     id: web::Path<Uuid>,
     body: JsonOrEmpty<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let Customer(user) = caller;
     let payment_ref = body.0.payment_ref;
     let by = user.requester();
     let booking_id = BookingId(*id);
     act(&state, &user, &req, booking_id, move || Command::Confirm { booking_id, payment_ref, by }).await
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "release_booking",
+    summary = "Release a hold",
+    description = "Frees the capacity of a held booking.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    responses(
+        (status = 200, description = "The booking after the change", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The booking is not held", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/bookings/{id}/release")]
 async fn release(
     state: web::Data<AppState>,
@@ -187,6 +280,25 @@ async fn release(
     act(&state, &user, &req, booking_id, move || Command::Release { booking_id, by }).await
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "cancel_booking",
+    summary = "Cancel a booking",
+    description = "Cancels a held or confirmed booking; refunds are recorded by an admin.",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    request_body(content = Option<CancelBody>, example = json!({"reason": "plans changed"})),
+    responses(
+        (status = 200, description = "The booking after the change", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled or finished", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/bookings/{id}/cancel")]
 async fn cancel(
     state: web::Data<AppState>,
@@ -201,6 +313,26 @@ async fn cancel(
     act(&state, &user, &req, booking_id, move || Command::Cancel { booking_id, reason, by }).await
 }
 
+#[utoipa::path(
+    tag = "bookings",
+    operation_id = "reschedule_booking",
+    summary = "Reschedule a booking",
+    description = "Moves a booking to another request on the same resource (clients and admins).",
+    params(("id" = Uuid, Path, description = "The booking id")),
+    request_body(content = RescheduleBody, example = json!({"request": {"kind": "appointment", "starts_at": "2030-01-07T10:00:00Z"}})),
+    responses(
+        (status = 200, description = "The booking after the change", body = Booking),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The new time, rooms or tickets are not available", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/bookings/{id}/reschedule")]
 async fn reschedule(
     state: web::Data<AppState>,

@@ -8,11 +8,14 @@ pub mod payments;
 pub mod resources;
 pub mod waitlist;
 
-use actix_web::web;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route; each handler's `#[utoipa::path]` is collected into the OpenAPI
+/// document as it is registered.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure).service(
-        web::scope("/api/v1")
+        scope::scope("/api/v1")
             .configure(auth::configure)
             .configure(resources::configure)
             .configure(bookings::configure)

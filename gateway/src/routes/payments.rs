@@ -4,7 +4,7 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Customer};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{BodyLimit, DEFAULT_BODY_LIMIT, Json, decode};
 use crate::payments::provider::{ReportedStatus, SIGNATURE_HEADER, SignatureError, WebhookBody};
 use crate::payments::{ChosenOutcome, MAX_EVENT_ID_CHARS, Payment, PaymentError, PaymentStatus, WebhookEvent};
@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(start).service(webhook).service(get_one).service(choose_outcome);
 }
 
@@ -51,7 +51,8 @@ impl From<PaymentError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"booking_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f"}))]
 #[serde(deny_unknown_fields)]
 pub struct StartPayment {
     pub booking_id: Uuid,
@@ -59,12 +60,32 @@ pub struct StartPayment {
 
 /// Starts paying for a held booking (its client, or an admin for them): a pending payment of
 /// the booking's price; the simulated provider reports the result to the webhook shortly.
+#[utoipa::path(
+    tag = "payments",
+    operation_id = "start_payment",
+    summary = "Pay for a held booking",
+    description = "Starts a pending payment of the booking's price; the simulated provider reports to the webhook.",
+    request_body(content = StartPayment, example = json!({"booking_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f"})),
+    responses(
+        (status = 201, description = "Pending payment", body = Payment),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not held, hold expired, or a payment is already pending", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/payments")]
 async fn start(
     state: web::Data<AppState>,
-    Customer(user): Customer,
+    caller: Customer,
     body: Json<StartPayment>,
 ) -> Result<HttpResponse, ApiError> {
+    let Customer(user) = caller;
     let (resource_id, booking) = visible_booking(&state, &user, BookingId(body.0.booking_id)).await?;
     let now = state.engine.now();
     if booking.status != BookingStatus::Held {
@@ -105,25 +126,60 @@ async fn visible_payment(state: &AppState, user: &AuthUser, id: Uuid) -> Result<
     if allowed { Ok(p) } else { Err(ApiError::not_found("payment")) }
 }
 
+#[utoipa::path(
+    tag = "payments",
+    operation_id = "get_payment",
+    summary = "Get a payment",
+    description = "A payment its client, the resource owner or an admin may see.",
+    params(("id" = Uuid, Path, description = "The payment id")),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/payments/{id}")]
 async fn get_one(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(visible_payment(&state, &user, *id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"outcome": "succeed"}))]
 #[serde(deny_unknown_fields)]
 pub struct ChooseOutcome {
     pub outcome: ChosenOutcome,
 }
 
 /// Chooses what the simulated provider will report (tests and demos), while it is pending.
+#[utoipa::path(
+    tag = "payments",
+    summary = "Choose the simulated outcome",
+    description = "Tells the simulated provider what to report, while the payment is pending (tests and demos).",
+    params(("id" = Uuid, Path, description = "The payment id")),
+    request_body(content = ChooseOutcome, example = json!({"outcome": "succeed"})),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not pending", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/payments/{id}/outcome")]
 async fn choose_outcome(
     state: web::Data<AppState>,
-    Customer(user): Customer,
+    caller: Customer,
     id: web::Path<Uuid>,
     body: Json<ChooseOutcome>,
 ) -> Result<HttpResponse, ApiError> {
+    let Customer(user) = caller;
     let p = visible_payment(&state, &user, *id).await?;
     let p = state
         .payments
@@ -174,8 +230,8 @@ fn signature_error(e: SignatureError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct WebhookAnswer {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
     event_id: String,
     payment_id: Uuid,
     /// The payment's status after the event.
@@ -186,6 +242,24 @@ struct WebhookAnswer {
 
 /// The provider's callback. Every processed event answers 200 (the provider stops retrying);
 /// only a store or engine outage answers 503, so that it retries.
+#[utoipa::path(
+    tag = "payments",
+    operation_id = "payment_webhook",
+    summary = "The provider's webhook",
+    description = "Signed with HMAC-SHA256 in the signature header (t=<unix seconds>,v1=<hex>), not a token; confirms or releases the booking.",
+    params(("x-payment-signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>")),
+    request_body(content = WebhookBody, example = json!({"event_id": "evt_0001", "payment_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "status": "succeeded"})),
+    responses(
+        (status = 200, description = "Processed (or replayed)", body = WebhookAnswer),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or stale signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event id was used for another payment", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/payments/webhook")]
 async fn webhook(
     state: web::Data<AppState>,

@@ -2,7 +2,7 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Staff};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::pagination::{self, Page};
 use crate::state::AppState;
@@ -22,7 +22,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create)
         .service(list)
         .service(search_hotels)
@@ -42,13 +42,16 @@ fn default_offer_ttl() -> u32 {
 
 /// What an owner declares. `kind` holds the hotel, event or provider specification, tagged by
 /// `type`; ids inside it (room types, rooms, categories) are chosen by the client.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}}))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceInput {
     pub name: String,
     #[serde(default = "default_hold_ttl")]
+    #[schema(default = 900)]
     pub hold_ttl_secs: u32,
     #[serde(default = "default_offer_ttl")]
+    #[schema(default = 3600)]
     pub offer_ttl_secs: u32,
     /// Admins may create a resource for an owner; owners always own what they create.
     #[serde(default)]
@@ -68,7 +71,7 @@ impl ResourceInput {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ResourceView {
     pub id: ResourceId,
     pub kind: ResourceKind,
@@ -131,12 +134,29 @@ fn spec_error(e: engine::EngineError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    tag = "resources",
+    operation_id = "create_resource",
+    summary = "Declare a resource",
+    description = "An owner (or an admin, for an owner) declares a hotel, event or provider.",
+    request_body(content = ResourceInput, example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}})),
+    responses(
+        (status = 201, description = "Created", body = ResourceView),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/resources")]
 async fn create(
     state: web::Data<AppState>,
-    Staff(user): Staff,
+    caller: Staff,
     body: Json<ResourceInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let Staff(user) = caller;
     let input = body.0;
     let owner = match (user.role, input.owner_id) {
         (Role::Admin, Some(o)) => UserId(o),
@@ -151,19 +171,52 @@ async fn create(
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/resources/{id}"))).json(v))
 }
 
+#[utoipa::path(
+    tag = "resources",
+    operation_id = "get_resource",
+    summary = "Get a resource",
+    description = "A resource with its specification, counters and (events) availability.",
+    params(("id" = Uuid, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[get("/resources/{id}")]
 async fn get_one(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let v = state.engine.read(ResourceId(*id), |s, _| view(s)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
+#[utoipa::path(
+    tag = "resources",
+    operation_id = "update_resource",
+    summary = "Change a resource",
+    description = "Replaces the specification; refused if it would strand existing bookings.",
+    params(("id" = Uuid, Path, description = "The resource id")),
+    request_body(content = ResourceInput, example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}})),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with existing bookings", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[put("/resources/{id}")]
 async fn update(
     state: web::Data<AppState>,
-    Staff(user): Staff,
+    caller: Staff,
     id: web::Path<Uuid>,
     body: Json<ResourceInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let Staff(user) = caller;
     let id = ResourceId(*id);
     require_owner(&state, &user, id).await?;
     let input = body.0;
@@ -179,7 +232,8 @@ async fn update(
     Ok(HttpResponse::Ok().json(state.engine.read(id, |s, _| view(s)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub kind: Option<ResourceKind>,
@@ -191,7 +245,7 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ResourceSummaryView {
     pub id: ResourceId,
     pub kind: ResourceKind,
@@ -208,6 +262,21 @@ fn check_city(city: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    tag = "resources",
+    operation_id = "list_resources",
+    summary = "List resources",
+    description = "Resources by kind and city; `mine=true` lists the caller's own (token needed).",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of resources", body = Page<ResourceSummaryView>),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security((), ("bearer" = []))
+)]
 #[get("/resources")]
 async fn list(
     state: web::Data<AppState>,
@@ -250,7 +319,8 @@ fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HotelSearch {
     pub city: Option<String>,
@@ -281,7 +351,7 @@ fn check_stay_dates(check_in: Date, check_out: Date, guests: Option<u16>) -> Res
     p.into_result(()).map_err(|e| ApiError::validation(e.errors))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HotelResult {
     pub id: ResourceId,
     pub name: String,
@@ -291,6 +361,18 @@ pub struct HotelResult {
 
 /// Hotels (optionally in a city) with, per room type, the rooms free for the whole stay and
 /// the stay's total price.
+#[utoipa::path(
+    tag = "resources",
+    summary = "Search hotels",
+    description = "Hotels (optionally in a city) with the rooms free for the whole stay and its price.",
+    params(HotelSearch),
+    responses(
+        (status = 200, description = "One page of hotels with availability", body = Page<HotelResult>),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[get("/hotels/search")]
 async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
@@ -319,14 +401,15 @@ async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventResult {
     pub id: ResourceId,
     pub name: String,
@@ -336,6 +419,18 @@ pub struct EventResult {
 }
 
 /// Events with their remaining capacity (per category too).
+#[utoipa::path(
+    tag = "resources",
+    summary = "List events",
+    description = "Events with their remaining capacity (per category too).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of events", body = Page<EventResult>),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[get("/events")]
 async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = pagination::limit(q.limit)?;
@@ -365,13 +460,21 @@ async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Re
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SlotQuery {
     pub date: Date,
 }
 
-#[derive(Serialize)]
+/// The free slots of a provider on a date.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SlotsView {
+    pub date: Date,
+    pub slots: Vec<SlotView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SlotView {
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
@@ -381,6 +484,19 @@ pub struct SlotView {
 }
 
 /// Free appointment slots of a provider on a local date.
+#[utoipa::path(
+    tag = "resources",
+    summary = "Free slots of a provider",
+    description = "Free appointment slots of a provider on a local date.",
+    params(("id" = Uuid, Path, description = "The provider id"), SlotQuery),
+    responses(
+        (status = 200, description = "The free slots", body = SlotsView),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    )
+)]
 #[get("/providers/{id}/slots")]
 async fn slots(
     state: web::Data<AppState>,
@@ -407,10 +523,11 @@ async fn slots(
         })
         .await?
         .map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "date": date, "slots": out })))
+    Ok(HttpResponse::Ok().json(SlotsView { date, slots: out }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BookingListQuery {
     /// Comma-separated statuses, e.g. `held,confirmed`.
@@ -459,6 +576,21 @@ pub async fn booking_page(
 }
 
 /// The bookings of one resource, for its owner (or an admin).
+#[utoipa::path(
+    tag = "resources",
+    summary = "A resource's bookings",
+    description = "The bookings of one resource, for its owner or an admin.",
+    params(("id" = Uuid, Path, description = "The resource id"), BookingListQuery),
+    responses(
+        (status = 200, description = "One page of bookings", body = Page<Booking>),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/resources/{id}/bookings")]
 async fn resource_bookings(
     state: web::Data<AppState>,

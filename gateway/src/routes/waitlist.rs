@@ -2,7 +2,7 @@
 
 use crate::accounts::Role;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, in_body};
+use crate::error::{ApiError, Problem, in_body};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::routes::bookings::{ConfirmBody, idempotency_key};
 use crate::state::AppState;
@@ -10,24 +10,52 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use engine::domain::booking::Wish;
 use engine::domain::command::{Command, Outcome};
 use engine::domain::ids::{ResourceId, WaitlistEntryId};
-use serde::Deserialize;
+use engine::domain::waitlist::WaitlistEntry;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(join).service(mine).service(leave).service(accept).service(decline);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "wish": {"kind": "tickets", "quantity": 2}}))]
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
     pub resource_id: Uuid,
     pub wish: Wish,
 }
 
+/// The caller's waitlist entries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WaitlistEntries {
+    pub items: Vec<WaitlistEntry>,
+}
+
 fn outcome_json(o: Outcome) -> HttpResponse {
     HttpResponse::Ok().json(o)
 }
 
+#[utoipa::path(
+    tag = "waitlist",
+    operation_id = "join_waitlist",
+    summary = "Join a waitlist",
+    description = "Queues a wish on a sold-out resource; an offer comes when capacity frees up.",
+    request_body(content = JoinBody, example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "wish": {"kind": "tickets", "quantity": 2}})),
+    responses(
+        (status = 201, description = "The waitlist entry", body = WaitlistEntry),
+        (status = 200, description = "What happened", body = Outcome),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Available now, already on the waitlist, or the waitlist is full", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/waitlist")]
 async fn join(
     state: web::Data<AppState>,
@@ -49,12 +77,28 @@ async fn join(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MineQuery {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    tag = "waitlist",
+    operation_id = "list_my_waitlist",
+    summary = "My waitlist entries",
+    description = "The caller's waitlist entries.",
+    params(MineQuery),
+    responses(
+        (status = 200, description = "The entries", body = WaitlistEntries),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[get("/waitlist")]
 async fn mine(state: web::Data<AppState>, user: AuthUser, q: web::Query<MineQuery>) -> Result<HttpResponse, ApiError> {
     let limit = crate::pagination::limit(q.limit)?;
@@ -64,7 +108,7 @@ async fn mine(state: web::Data<AppState>, user: AuthUser, q: web::Query<MineQuer
         .list_waitlist_entries(user.id, limit)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": entries })))
+    Ok(HttpResponse::Ok().json(WaitlistEntries { items: entries }))
 }
 
 /// The resource of a waitlist entry (404 if unknown). The engine itself refuses to act on
@@ -79,6 +123,24 @@ async fn resource_of(state: &AppState, id: WaitlistEntryId) -> Result<ResourceId
         .ok_or_else(|| ApiError::not_found("waitlist entry"))
 }
 
+#[utoipa::path(
+    tag = "waitlist",
+    operation_id = "leave_waitlist",
+    summary = "Leave a waitlist",
+    description = "Removes the caller's entry.",
+    params(("id" = Uuid, Path, description = "The waitlist entry id")),
+    responses(
+        (status = 200, description = "What happened", body = Outcome),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The entry is no longer waiting", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[delete("/waitlist/{id}")]
 async fn leave(
     state: web::Data<AppState>,
@@ -96,6 +158,25 @@ async fn leave(
     Ok(outcome_json(out))
 }
 
+#[utoipa::path(
+    tag = "waitlist",
+    operation_id = "accept_offer",
+    summary = "Accept an offer",
+    description = "Turns the offer into a booking.",
+    params(("id" = Uuid, Path, description = "The waitlist entry id")),
+    request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
+    responses(
+        (status = 200, description = "What happened", body = Outcome),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No active offer, or it expired", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/waitlist/{id}/accept")]
 async fn accept(
     state: web::Data<AppState>,
@@ -111,6 +192,24 @@ async fn accept(
     Ok(outcome_json(state.engine.execute(resource, cmd, idempotency_key(&req)?).await?))
 }
 
+#[utoipa::path(
+    tag = "waitlist",
+    operation_id = "decline_offer",
+    summary = "Decline an offer",
+    description = "Gives the offer to the next in line.",
+    params(("id" = Uuid, Path, description = "The waitlist entry id")),
+    responses(
+        (status = 200, description = "What happened", body = Outcome),
+        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No active offer", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[post("/waitlist/{id}/decline")]
 async fn decline(
     state: web::Data<AppState>,

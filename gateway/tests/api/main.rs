@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod observability;
+mod openapi;
 mod payments;
 mod rate_limits;
 mod roles;

@@ -1,0 +1,200 @@
+//! The OpenAPI 3.1 document at /openapi.json and Swagger UI at /docs/.
+
+use crate::helpers::{session, spawn_app};
+use reqwest::StatusCode;
+use serde_json::Value;
+use serde_json::json;
+
+/// Every route the app registers, as (method, OpenAPI path). Adding a route means adding it
+/// here, and the test below checks it is documented.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/me"),
+    ("post", "/api/v1/resources"),
+    ("get", "/api/v1/resources"),
+    ("get", "/api/v1/hotels/search"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/providers/{id}/slots"),
+    ("get", "/api/v1/resources/{id}"),
+    ("put", "/api/v1/resources/{id}"),
+    ("get", "/api/v1/resources/{id}/bookings"),
+    ("post", "/api/v1/bookings"),
+    ("get", "/api/v1/bookings"),
+    ("get", "/api/v1/bookings/{id}"),
+    ("post", "/api/v1/bookings/{id}/confirm"),
+    ("post", "/api/v1/bookings/{id}/release"),
+    ("post", "/api/v1/bookings/{id}/cancel"),
+    ("post", "/api/v1/bookings/{id}/reschedule"),
+    ("post", "/api/v1/waitlist"),
+    ("get", "/api/v1/waitlist"),
+    ("delete", "/api/v1/waitlist/{id}"),
+    ("post", "/api/v1/waitlist/{id}/accept"),
+    ("post", "/api/v1/waitlist/{id}/decline"),
+    ("post", "/api/v1/payments"),
+    ("post", "/api/v1/payments/webhook"),
+    ("get", "/api/v1/payments/{id}"),
+    ("post", "/api/v1/payments/{id}/outcome"),
+    ("post", "/api/v1/admin/bookings/{id}/confirm"),
+    ("post", "/api/v1/admin/bookings/{id}/refund"),
+    ("get", "/api/v1/admin/overview"),
+];
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+async fn spec(app: &crate::helpers::TestApp) -> Value {
+    let res = app.http.get(format!("{}/openapi.json", app.addr)).send().await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    res.json().await.expect("the spec is JSON")
+}
+
+#[actix_web::test]
+async fn the_spec_is_openapi_3_1_with_paths_schemas_and_security() {
+    let app = spawn_app().await;
+    let v = spec(&app).await;
+    assert!(v["openapi"].as_str().is_some_and(|s| s.starts_with("3.1")), "openapi: {}", v["openapi"]);
+    assert_eq!(v["info"]["title"], "Reservation engine API");
+    assert_eq!(v["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = v["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/auth/login",
+        "/api/v1/bookings",
+        "/api/v1/bookings/{id}/confirm",
+        "/api/v1/resources",
+        "/api/v1/hotels/search",
+        "/api/v1/payments/webhook",
+        "/api/v1/admin/overview",
+        "/health",
+    ] {
+        assert!(paths.contains_key(p), "{p} is not documented");
+    }
+    let schemas = v["components"]["schemas"].as_object().expect("schemas");
+    for s in ["Booking", "BookingRequest", "Problem", "ResourceInput", "CreateBooking", "Tokens", "User", "Payment"] {
+        assert!(schemas.contains_key(s), "schema {s} is missing");
+    }
+    assert!(schemas["Problem"].get("example").is_some(), "Problem has an example");
+    let bearer = &v["components"]["securitySchemes"]["bearer"];
+    assert_eq!((bearer["type"].as_str(), bearer["scheme"].as_str()), (Some("http"), Some("bearer")));
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let responses = op["responses"].as_object().map(|r| r.len()).unwrap_or(0);
+            assert!(responses > 0, "{method} {path} documents no response");
+            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{method} {path} has no tag");
+            assert!(op["summary"].is_string(), "{method} {path} has no summary");
+        }
+    }
+    let params = v["paths"]["/api/v1/bookings"]["post"]["parameters"].as_array().cloned().unwrap_or_default();
+    assert!(
+        params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+        "Idempotency-Key: {params:?}"
+    );
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "operationIds must be unique");
+    // Every schema a $ref points at exists.
+    let text = v.to_string();
+    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = part.split('"').next().unwrap_or_default();
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+}
+
+#[actix_web::test]
+async fn every_registered_route_is_documented_and_nothing_else() {
+    let app = spawn_app().await;
+    let v = spec(&app).await;
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if METHODS.contains(&method.as_str()) {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    expected.sort();
+    assert_eq!(documented, expected, "the spec and the registered routes differ");
+
+    // And each listed route is really served (not the catch-all "no route" 404).
+    let id = uuid::Uuid::now_v7().to_string();
+    for (method, path) in ROUTES {
+        let url = format!("{}{}", app.addr, path.replace("{id}", &id));
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let res = app.http.request(m, &url).send().await.expect("send");
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert!(!body.contains("\"detail\":\"no route"), "{method} {path} is not registered: {status} {body}");
+    }
+}
+
+#[actix_web::test]
+async fn swagger_ui_is_served_without_internet() {
+    let app = spawn_app().await;
+    let res = app.http.get(format!("{}/docs/", app.addr)).send().await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.expect("html");
+    assert!(html.to_lowercase().contains("swagger"), "not Swagger UI:\n{html}");
+    // The bundled assets are served too.
+    let res = app.http.get(format!("{}/docs/swagger-initializer.js", app.addr)).send().await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.expect("js").contains("/openapi.json"), "the UI loads our spec");
+    // `/docs` leads to `/docs/` (reqwest follows the redirect).
+    let res = app.http.get(format!("{}/docs", app.addr)).send().await.expect("send");
+    assert_eq!((res.status(), res.url().path()), (StatusCode::OK, "/docs/"));
+}
+
+/// The request example of `method path` in the spec.
+fn example(spec: &Value, method: &str, path: &str) -> Value {
+    let ex = &spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"];
+    assert!(ex.is_object(), "{method} {path} has no request example");
+    ex.clone()
+}
+
+#[actix_web::test]
+async fn the_documented_examples_are_accepted_by_the_api() {
+    let app = spawn_app().await;
+    let v = spec(&app).await;
+    let (st, body) = app.post("/api/v1/auth/register", None, example(&v, "post", "/api/v1/auth/register")).await;
+    assert_eq!(st, StatusCode::CREATED, "register example: {body}");
+    let client = session(&body);
+    let (st, body) = app.post("/api/v1/auth/login", None, example(&v, "post", "/api/v1/auth/login")).await;
+    assert_eq!(st, StatusCode::OK, "login example: {body}");
+
+    let owner = app.register("owner").await;
+    let (st, body) = app.post("/api/v1/resources", Some(&owner.token), example(&v, "post", "/api/v1/resources")).await;
+    assert_eq!(st, StatusCode::CREATED, "resource example: {body}");
+    let event = body["id"].as_str().expect("id").to_owned();
+
+    let mut booking = example(&v, "post", "/api/v1/bookings");
+    booking["resource_id"] = json!(event);
+    let (st, body) = app.post("/api/v1/bookings", Some(&client.token), booking).await;
+    assert_eq!(st, StatusCode::CREATED, "booking example: {body}");
+    let id = body["id"].as_str().expect("id");
+    let path = format!("/api/v1/bookings/{id}/cancel");
+    let cancel = example(&v, "post", "/api/v1/bookings/{id}/cancel");
+    let (st, body) = app.post(&path, Some(&client.token), cancel).await;
+    assert_eq!(st, StatusCode::OK, "cancel example: {body}");
+
+    let mut join = example(&v, "post", "/api/v1/waitlist");
+    join["resource_id"] = json!(event);
+    let (st, body) = app.post("/api/v1/waitlist", Some(&client.token), join).await;
+    // Not sold out: the API says so (409 available_now) rather than rejecting the body.
+    assert_eq!((st, crate::helpers::code(&body)), (StatusCode::CONFLICT, "available_now"), "waitlist example: {body}");
+}
