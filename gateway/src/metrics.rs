@@ -49,6 +49,36 @@ fn describe() {
         "engine_commit_failures_total",
         "Group commits that failed (their callers got store_unavailable)"
     );
+    describe_gauge!("outbox_backlog", "Notifications in the outbox not yet delivered");
+    describe_gauge!("outbox_oldest_pending_seconds", Unit::Seconds, "Age of the oldest undelivered notification");
+}
+
+/// Refreshes the outbox gauges from PostgreSQL every 15 s (the outbox holds only what is
+/// still to deliver). A failed read keeps the last values and is logged at debug level.
+pub fn spawn_outbox_gauges(pool: deadpool_postgres::Pool) {
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            every.tick().await;
+            let row = match pool.get().await {
+                Ok(c) => c
+                    .query_one(
+                        "SELECT count(*)::float8, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match row {
+                Ok(r) => {
+                    metrics::gauge!("outbox_backlog").set(r.get::<_, f64>(0));
+                    metrics::gauge!("outbox_oldest_pending_seconds").set(r.get::<_, f64>(1));
+                }
+                Err(e) => tracing::debug!(error = %e, "outbox gauges not refreshed"),
+            }
+        }
+    });
 }
 
 /// Counts and times every request by its route pattern (never the raw path: bounded labels).

@@ -80,6 +80,9 @@ impl Application {
         };
         let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default());
         engine.start_sweeper();
+        if let Some(pg) = &pg {
+            crate::metrics::spawn_outbox_gauges(pg.pool().clone());
+        }
         let secret = match &settings.jwt_secret {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => {

@@ -13,6 +13,18 @@ async fn health_ready_and_metrics_answer() {
     let text = res.text().await.expect("text");
     assert!(text.contains("# HELP http_requests_total"), "metrics must be described:\n{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "latency must be a histogram:\n{text}");
+    // The outbox gauges are refreshed from Postgres in the background (first read at start).
+    let mut found = false;
+    for _ in 0..50 {
+        let text =
+            app.http.get(format!("{}/metrics", app.addr)).send().await.expect("metrics").text().await.expect("text");
+        if text.contains("\noutbox_backlog ") && text.contains("# HELP outbox_oldest_pending_seconds") {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "outbox_backlog and outbox_oldest_pending_seconds are exported");
 }
 
 #[actix_web::test]

@@ -28,9 +28,12 @@ async fn owners_clients_and_admins_each_see_and_change_only_what_they_may() {
     let kind = json!({"type": "event"});
     let (st, v) = app.post("/api/v1/resources", Some(&alice.token), json!({"name": "Mine", "kind": kind})).await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
-    // An owner cannot create bookings.
+    // An owner cannot create bookings, nor join waitlists: refused for the role, before the
+    // body is even looked at.
     let (st, v) = app.book(&owner_a, &event, 1, false).await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (st, v) = app.post("/api/v1/waitlist", Some(&owner_a.token), json!({"not": "a wish"})).await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
     // A client cannot book for someone else: there is no way to say so.
     let (st, v) = app
         .post(
