@@ -13,3 +13,4 @@ mod openapi;
 mod payments;
 mod rate_limits;
 mod roles;
+mod shutdown;
