@@ -142,6 +142,7 @@ impl Application {
                 .wrap(from_fn(crate::rate_limit::middleware))
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(TracingLogger::<Spans>::new())
+                .wrap(from_fn(telemetry::trace_context))
                 .wrap(from_fn(telemetry::request_id))
                 .app_data(data.clone())
                 .app_data(limit)

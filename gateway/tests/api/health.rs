@@ -39,3 +39,26 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
 }
+
+#[actix_web::test]
+async fn a_w3c_traceparent_is_continued_and_one_is_started_otherwise() {
+    let app = spawn_app().await;
+    let theirs = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let res = app.http.get(format!("{}/health", app.addr)).header("traceparent", theirs).send().await.expect("send");
+    let back = res.headers().get("traceparent").and_then(|v| v.to_str().ok()).expect("traceparent").to_owned();
+    let parts: Vec<&str> = back.split('-').collect();
+    assert_eq!(parts.len(), 4, "{back}");
+    assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "our own span");
+    // Garbage is not continued; no header starts a fresh trace.
+    for sent in [Some("00-zz-yy-01"), None] {
+        let mut rb = app.http.get(format!("{}/health", app.addr));
+        if let Some(h) = sent {
+            rb = rb.header("traceparent", h);
+        }
+        let res = rb.send().await.expect("send");
+        let back = res.headers().get("traceparent").and_then(|v| v.to_str().ok()).expect("traceparent").to_owned();
+        assert!(gateway::telemetry::trace_id_of(&back).is_some(), "a valid traceparent: {back}");
+        assert!(!back.contains("zz"));
+    }
+}
