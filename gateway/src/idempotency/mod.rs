@@ -100,7 +100,13 @@ fn changes_state(m: &Method) -> bool {
 
 /// The `Idempotency-Key` header, if sent: 1..=200 visible ASCII characters, else 400.
 pub fn key_of(req: &ServiceRequest) -> Result<Option<String>, ApiError> {
-    let Some(v) = req.headers().get(KEY_HEADER) else { return Ok(None) };
+    parse_key(req.headers())
+}
+
+/// The one rule for Idempotency-Key values, shared by the middleware and the routes that
+/// pass the key on to the engine.
+pub fn parse_key(headers: &actix_web::http::header::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(KEY_HEADER) else { return Ok(None) };
     let b = v.as_bytes();
     if b.is_empty() || b.len() > MAX_KEY_CHARS || !b.iter().all(u8::is_ascii_graphic) {
         return Err(ApiError::bad_request(

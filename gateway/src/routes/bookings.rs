@@ -10,7 +10,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use engine::domain::booking::{Booking, BookingRequest};
-use engine::domain::command::{Command, MAX_KEY_CHARS, Outcome};
+use engine::domain::command::{Command, Outcome};
 use engine::domain::ids::{BookingId, ResourceId};
 use engine::store::BookingFilter;
 use serde::Deserialize;
@@ -39,15 +39,7 @@ pub struct CreateBooking {
 
 /// The `Idempotency-Key` header, if sent (1..=200 visible characters).
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let s = v.to_str().map_err(|_| ApiError::bad_request("invalid_idempotency_key", "must be visible ASCII"))?;
-    if s.is_empty() || s.len() > MAX_KEY_CHARS || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters"),
-        ));
-    }
-    Ok(Some(s.to_owned()))
+    crate::idempotency::parse_key(req.headers())
 }
 
 /// A stable id for what one user creates under one idempotency key.
