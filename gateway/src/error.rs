@@ -30,6 +30,62 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+// Reusable OpenAPI responses (`#/components/responses/...`) for the answers every route can
+// give in the same sense; a route documents its own 404 and 409, whose meaning differs.
+pub mod responses {
+    use super::Problem;
+
+    /// Malformed JSON, query or header
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/malformed_json", "title": "Bad Request", "status": 400,
+        "detail": "the body is not valid JSON: expected `,` or `}` at line 1 column 17", "code": "malformed_json"
+    }))]
+    pub struct BadRequest(#[allow(dead_code)] Problem);
+
+    /// Missing, invalid or expired access token
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
+        "detail": "the access token has expired", "code": "unauthorized"
+    }))]
+    pub struct Unauthorized(#[allow(dead_code)] Problem);
+
+    /// The caller's role may not do this
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/forbidden", "title": "Forbidden", "status": 403,
+        "detail": "owners cannot create bookings", "code": "forbidden"
+    }))]
+    pub struct Forbidden(#[allow(dead_code)] Problem);
+
+    /// Validation failed: one entry per bad field in `errors`
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/validation_failed", "title": "Unprocessable Entity", "status": 422,
+        "detail": "request.quantity: must be at least 1", "code": "validation_failed",
+        "errors": [{"field": "request.quantity", "message": "must be at least 1"}]
+    }))]
+    pub struct Unprocessable(#[allow(dead_code)] Problem);
+
+    /// Rate limited; see Retry-After
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/rate_limited", "title": "Too Many Requests", "status": 429,
+        "detail": "too many requests; retry after 1 s", "code": "rate_limited"
+    }))]
+    pub struct TooManyRequests(#[allow(dead_code)] Problem);
+
+    /// Store unavailable (`store_unavailable`), the resource's queue full (`busy`) or shutting
+    /// down (`shutting_down`); retry after Retry-After
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/store_unavailable", "title": "Service Unavailable", "status": 503,
+        "detail": "the database is unavailable; retry later", "code": "store_unavailable"
+    }))]
+    pub struct Unavailable(#[allow(dead_code)] Problem);
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,

@@ -21,7 +21,17 @@ pub const DOCS_PATH: &str = "/docs/";
                        /api/v1/auth/login and send the access token as `Authorization: Bearer <token>`."
     ),
     modifiers(&Meta),
-    components(schemas(crate::error::Problem, engine::domain::error::FieldError)),
+    components(
+        schemas(crate::error::Problem, engine::domain::error::FieldError),
+        responses(
+            crate::error::responses::BadRequest,
+            crate::error::responses::Unauthorized,
+            crate::error::responses::Forbidden,
+            crate::error::responses::Unprocessable,
+            crate::error::responses::TooManyRequests,
+            crate::error::responses::Unavailable
+        )
+    ),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "resources", description = "Hotels, events and providers: declare, read, search"),

@@ -3,6 +3,7 @@
 
 use crate::accounts::Role;
 use crate::auth::AuthUser;
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::routes::bookings::ConfirmBody;
@@ -61,12 +62,12 @@ fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
     request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "manual-2030-01"})),
     responses(
         (status = 200, description = "The confirmed booking", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not confirmable", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -102,13 +103,13 @@ pub struct RefundBody {
     request_body(content = RefundBody, example = json!({"amount_minor": 4900})),
     responses(
         (status = 200, description = "The booking with its refund", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not refundable or more than paid", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -181,9 +182,9 @@ pub struct Overview {
     description = "Resources per kind, active actors, held and confirmed bookings, waitlists.",
     responses(
         (status = 200, description = "The overview", body = Overview),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]

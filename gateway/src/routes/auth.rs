@@ -2,6 +2,7 @@
 
 use crate::accounts::{AccountError, RefreshUse, Role, User};
 use crate::auth::{self, AuthUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -116,11 +117,11 @@ pub async fn create_account(
     request_body(content = RegisterBody, example = json!({"email": "ada@example.com", "password": "a long password", "name": "Ada Lovelace", "role": "client"})),
     responses(
         (status = 201, description = "Account created and signed in", body = Tokens),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 409, description = "An account with this email exists", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     )
 )]
 #[post("/auth/register")]
@@ -146,10 +147,10 @@ async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Resul
     request_body(content = LoginBody, example = json!({"email": "ada@example.com", "password": "a long password"})),
     responses(
         (status = 200, description = "Tokens and the account", body = Tokens),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     )
 )]
 #[post("/auth/login")]
@@ -191,10 +192,10 @@ fn dummy_hash() -> &'static str {
     request_body(content = RefreshBody, example = json!({"refresh_token": "r1.3q2+7w..."})),
     responses(
         (status = 200, description = "Tokens and the account", body = Tokens),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 401, description = "Invalid, expired or reused refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     )
 )]
 #[post("/auth/refresh")]
@@ -229,9 +230,9 @@ async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<
     request_body(content = RefreshBody, example = json!({"refresh_token": "r1.3q2+7w..."})),
     responses(
         (status = 204, description = "Signed out (also when the token was unknown)"),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     )
 )]
 #[post("/auth/logout")]
@@ -249,8 +250,8 @@ async fn logout(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<H
     description = "The account of the access token.",
     responses(
         (status = 200, description = "The caller's account", body = User),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]

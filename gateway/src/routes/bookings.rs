@@ -2,6 +2,7 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Customer};
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem, in_body};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::pagination::Page;
@@ -66,14 +67,14 @@ fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
     request_body(content = CreateBooking, example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "request": {"kind": "tickets", "quantity": 2}, "confirm": false})),
     responses(
         (status = 201, description = "Held (or confirmed) booking", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Sold out, slot taken or too many active bookings", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -105,10 +106,10 @@ async fn create(
     params(BookingListQuery),
     responses(
         (status = 200, description = "One page of bookings", body = Page<Booking>),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -157,10 +158,10 @@ pub(crate) async fn visible_booking(
     params(("id" = Uuid, Path, description = "The booking id")),
     responses(
         (status = 200, description = "The booking", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -217,14 +218,14 @@ async fn act(
     request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
     responses(
         (status = 200, description = "The booking after the change", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not held any more, or the hold expired and its capacity is gone", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -251,12 +252,12 @@ async fn confirm(
     params(("id" = Uuid, Path, description = "The booking id")),
     responses(
         (status = 200, description = "The booking after the change", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The booking is not held", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -281,13 +282,13 @@ async fn release(
     request_body(content = Option<CancelBody>, example = json!({"reason": "plans changed"})),
     responses(
         (status = 200, description = "The booking after the change", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already cancelled or finished", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -314,14 +315,14 @@ async fn cancel(
     request_body(content = RescheduleBody, example = json!({"request": {"kind": "appointment", "starts_at": "2030-01-07T10:00:00Z"}})),
     responses(
         (status = 200, description = "The booking after the change", body = Booking),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The new time, rooms or tickets are not available", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]

@@ -4,6 +4,7 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Customer};
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{BodyLimit, DEFAULT_BODY_LIMIT, Json, decode};
 use crate::payments::provider::{ReportedStatus, SIGNATURE_HEADER, SignatureError, WebhookBody};
@@ -68,14 +69,14 @@ pub struct StartPayment {
     request_body(content = StartPayment, example = json!({"booking_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f"})),
     responses(
         (status = 201, description = "Pending payment", body = Payment),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not held, hold expired, or a payment is already pending", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -134,10 +135,10 @@ async fn visible_payment(state: &AppState, user: &AuthUser, id: Uuid) -> Result<
     params(("id" = Uuid, Path, description = "The payment id")),
     responses(
         (status = 200, description = "The payment", body = Payment),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -162,13 +163,13 @@ pub struct ChooseOutcome {
     request_body(content = ChooseOutcome, example = json!({"outcome": "succeed"})),
     responses(
         (status = 200, description = "The payment", body = Payment),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The payment is not pending", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -251,13 +252,13 @@ pub struct WebhookAnswer {
     request_body(content = WebhookBody, example = json!({"event_id": "evt_0001", "payment_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "status": "succeeded"})),
     responses(
         (status = 200, description = "Processed (or replayed)", body = WebhookAnswer),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 401, description = "Missing, invalid or stale signature", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The event id was used for another payment", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     )
 )]
 #[post("/payments/webhook")]

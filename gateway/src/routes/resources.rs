@@ -2,6 +2,7 @@
 
 use crate::accounts::Role;
 use crate::auth::{AuthUser, Staff};
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::pagination::{self, Page};
@@ -142,11 +143,11 @@ fn spec_error(e: engine::EngineError) -> ApiError {
     request_body(content = ResourceInput, example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}})),
     responses(
         (status = 201, description = "Created", body = ResourceView),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -179,9 +180,9 @@ async fn create(
     params(("id" = Uuid, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The resource", body = ResourceView),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 503, response = Unavailable)
     )
 )]
 #[get("/resources/{id}")]
@@ -199,13 +200,13 @@ async fn get_one(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<Http
     request_body(content = ResourceInput, example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}})),
     responses(
         (status = 200, description = "The resource", body = ResourceView),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflicts with existing bookings", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -270,10 +271,10 @@ fn check_city(city: &Option<String>) -> Result<(), ApiError> {
     params(ListQuery),
     responses(
         (status = 200, description = "One page of resources", body = Page<ResourceSummaryView>),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security((), ("bearer" = []))
 )]
@@ -368,9 +369,9 @@ pub struct HotelResult {
     params(HotelSearch),
     responses(
         (status = 200, description = "One page of hotels with availability", body = Page<HotelResult>),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     )
 )]
 #[get("/hotels/search")]
@@ -426,9 +427,9 @@ pub struct EventResult {
     params(PageQuery),
     responses(
         (status = 200, description = "One page of events", body = Page<EventResult>),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     )
 )]
 #[get("/events")]
@@ -491,10 +492,10 @@ pub struct SlotView {
     params(("id" = Uuid, Path, description = "The provider id"), SlotQuery),
     responses(
         (status = 200, description = "The free slots", body = SlotsView),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     )
 )]
 #[get("/providers/{id}/slots")]
@@ -583,11 +584,11 @@ pub async fn booking_page(
     params(("id" = Uuid, Path, description = "The resource id"), BookingListQuery),
     responses(
         (status = 200, description = "One page of bookings", body = Page<Booking>),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]

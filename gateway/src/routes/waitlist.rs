@@ -1,6 +1,7 @@
 //! Waitlists: join when something is sold out, leave, accept or decline an offer.
 
 use crate::auth::{AuthUser, Customer};
+use crate::error::responses::*;
 use crate::error::{ApiError, Problem, in_body};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::routes::bookings::{ConfirmBody, idempotency_key};
@@ -44,14 +45,14 @@ fn outcome_json(o: Outcome) -> HttpResponse {
     responses(
         (status = 201, description = "The waitlist entry", body = WaitlistEntry),
         (status = 200, description = "What happened", body = Outcome),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Available now, already on the waitlist, or the waitlist is full", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -92,10 +93,10 @@ pub struct MineQuery {
     params(MineQuery),
     responses(
         (status = 200, description = "The entries", body = WaitlistEntries),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed: one entry per bad field in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -131,13 +132,13 @@ async fn resource_of(state: &AppState, id: WaitlistEntryId) -> Result<ResourceId
     params(("id" = Uuid, Path, description = "The waitlist entry id")),
     responses(
         (status = 200, description = "What happened", body = Outcome),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry is no longer waiting", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -168,13 +169,13 @@ async fn leave(
     request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
     responses(
         (status = 200, description = "What happened", body = Outcome),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No active offer, or it expired", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]
@@ -202,13 +203,13 @@ async fn accept(
     params(("id" = Uuid, Path, description = "The waitlist entry id")),
     responses(
         (status = 200, description = "What happened", body = Outcome),
-        (status = 400, description = "Malformed JSON, query or header", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No active offer", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or busy; retry after Retry-After", body = Problem, content_type = "application/problem+json")
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)
     ),
     security(("bearer" = []))
 )]

@@ -113,6 +113,19 @@ async fn the_spec_is_openapi_3_1_with_paths_schemas_and_security() {
         let name = part.split('"').next().unwrap_or_default();
         assert!(schemas.contains_key(name), "dangling $ref to {name}");
     }
+    // The answers every route shares are one component each, referenced, each with an example.
+    let responses = v["components"]["responses"].as_object().expect("components.responses");
+    for part in text.split("\"$ref\":\"#/components/responses/").skip(1) {
+        let name = part.split('"').next().unwrap_or_default();
+        assert!(responses.contains_key(name), "dangling $ref to response {name}");
+    }
+    for (name, status) in [("BadRequest", 400), ("Unauthorized", 401), ("Unprocessable", 422), ("Unavailable", 503)] {
+        let content = &responses[name]["content"]["application/problem+json"];
+        assert_eq!(content["example"]["status"], status, "{name}: {content}");
+        assert_eq!(content["schema"]["$ref"], "#/components/schemas/Problem", "{name}: {content}");
+    }
+    let book = &v["paths"]["/api/v1/bookings"]["post"]["responses"];
+    assert_eq!(book["503"]["$ref"], "#/components/responses/Unavailable", "{book}");
 }
 
 #[actix_web::test]
