@@ -645,10 +645,7 @@ impl Inventory for HotelInventory {
         let BookingItem::Stay { check_out, .. } = item else {
             return Timestamp::MAX;
         };
-        self.tz
-            .to_timestamp(check_out.to_datetime(self.spec.check_out_time))
-            .or_else(|_| TimeZone::UTC.to_timestamp(check_out.to_datetime(Time::midnight())))
-            .unwrap_or(Timestamp::MAX)
+        stay_ends_at(&self.tz, *check_out, self.spec.check_out_time)
     }
 
     fn units(&self, item: &BookingItem) -> u64 {
@@ -709,6 +706,14 @@ impl Inventory for HotelInventory {
         }
         Ok(())
     }
+}
+
+/// A stay is over at check-out time on its check-out date in the hotel's zone (a time in a
+/// DST gap moves forward, jiff's compatible rule).
+pub(crate) fn stay_ends_at(tz: &TimeZone, check_out: Date, check_out_time: Time) -> Timestamp {
+    tz.to_timestamp(check_out.to_datetime(check_out_time))
+        .or_else(|_| TimeZone::UTC.to_timestamp(check_out.to_datetime(Time::midnight())))
+        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

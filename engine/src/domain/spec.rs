@@ -1,11 +1,14 @@
 //! What an owner declares about a resource. `ResourceSpec::validate` is the single place that
 //! decides whether a specification is acceptable; the kind modules hold their own rules.
 
+use super::booking::BookingItem;
 use super::error::{Problems, SpecError};
 use super::event::EventSpec;
 use super::hotel::HotelSpec;
 use super::ids::UserId;
 use super::provider::ProviderSpec;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -33,6 +36,25 @@ pub enum KindSpec {
     Hotel(HotelSpec),
     Event(EventSpec),
     Provider(ProviderSpec),
+}
+
+impl KindSpec {
+    /// When the service `item` books is over, as this kind's `Inventory::ends_at` decides it,
+    /// computed from the spec alone (no inventory index to build): what "upcoming" and "past"
+    /// mean in booking listings. The Postgres store computes the same in SQL.
+    pub fn service_ends_at(&self, item: &BookingItem) -> Timestamp {
+        match (self, item) {
+            (KindSpec::Hotel(h), BookingItem::Stay { check_out, .. }) => {
+                // A spec in the store was validated, so its zone parses; UTC is the safe fallback.
+                let tz = TimeZone::get(&h.time_zone).unwrap_or(TimeZone::UTC);
+                super::hotel::stay_ends_at(&tz, *check_out, h.check_out_time)
+            }
+            (KindSpec::Event(e), BookingItem::Tickets { .. }) => e.ends_at,
+            (KindSpec::Provider(_), BookingItem::Appointment { ends_at, .. }) => *ends_at,
+            // An item of another kind never happens here; it never ends rather than ended.
+            _ => Timestamp::MAX,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,5 +126,58 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Err("must not contain control characters".into())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::EventInventory;
+    use crate::domain::hotel::HotelInventory;
+    use crate::domain::ids::{RoomId, RoomTypeId};
+    use crate::domain::inventory::Inventory;
+    use crate::domain::provider::ProviderInventory;
+    use crate::fixtures;
+    use uuid::Uuid;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn service_ends_at_agrees_with_each_inventory() {
+        let owner = UserId::new_v7();
+        let now = ts("2030-01-07T08:00:00Z");
+        // Berlin, check-out 11:00: in winter 10:00 UTC, in summer 09:00 UTC.
+        let hotel = fixtures::hotel(owner, "H", "Berlin", 1, 1).kind;
+        let KindSpec::Hotel(h) = &hotel else { panic!("a hotel") };
+        let inv = HotelInventory::new(h.clone()).expect("valid");
+        for (check_out, want) in [("2030-03-03", "2030-03-03T10:00:00Z"), ("2030-07-03", "2030-07-03T09:00:00Z")] {
+            let stay = BookingItem::Stay {
+                room_type_id: RoomTypeId(Uuid::nil()),
+                room_id: RoomId(Uuid::nil()),
+                check_in: "2030-03-01".parse().expect("date"),
+                check_out: check_out.parse().expect("date"),
+                guests: 1,
+            };
+            assert_eq!(hotel.service_ends_at(&stay), ts(want), "check-out {check_out}");
+            assert_eq!(hotel.service_ends_at(&stay), inv.ends_at(&stay));
+        }
+
+        let event = fixtures::event(owner, "E", 10, now).kind;
+        let KindSpec::Event(e) = &event else { panic!("an event") };
+        let tickets = BookingItem::Tickets { category_id: None, quantity: 2 };
+        assert_eq!(event.service_ends_at(&tickets), e.ends_at);
+        assert_eq!(event.service_ends_at(&tickets), EventInventory::new(e.clone()).expect("valid").ends_at(&tickets));
+
+        let provider = fixtures::provider(owner, "P").kind;
+        let KindSpec::Provider(p) = &provider else { panic!("a provider") };
+        let appt =
+            BookingItem::Appointment { starts_at: ts("2030-01-08T09:00:00Z"), ends_at: ts("2030-01-08T09:30:00Z") };
+        assert_eq!(provider.service_ends_at(&appt), ts("2030-01-08T09:30:00Z"));
+        assert_eq!(provider.service_ends_at(&appt), ProviderInventory::new(p.clone()).expect("valid").ends_at(&appt));
+
+        // An item of another kind never ends.
+        assert_eq!(event.service_ends_at(&appt), Timestamp::MAX);
     }
 }

@@ -260,6 +260,13 @@ impl Store for MemoryStore {
                         && filter.created_from.is_none_or(|t| b.created_at >= t)
                         && filter.created_to.is_none_or(|t| b.created_at < t)
                         && filter.before.is_none_or(|cursor| (b.created_at, b.id) < cursor)
+                        && (filter.ends_after.is_none() && filter.ended_by.is_none() || {
+                            let ends = d
+                                .resources
+                                .get(&b.resource_id)
+                                .map_or(Timestamp::MAX, |r| r.spec.kind.service_ends_at(&b.item));
+                            filter.ends_after.is_none_or(|t| ends > t) && filter.ended_by.is_none_or(|t| ends <= t)
+                        })
                 })
                 .cloned()
                 .collect();

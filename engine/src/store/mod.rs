@@ -106,6 +106,11 @@ pub struct BookingFilter {
     /// created_at in [created_from, created_to).
     pub created_from: Option<Timestamp>,
     pub created_to: Option<Timestamp>,
+    /// Only bookings whose service ends after this instant ("upcoming" at now) or has ended
+    /// at or before it ("past"); the end is `KindSpec::service_ends_at`: a stay's check-out
+    /// time in the hotel's zone, the event's end, the appointment's end.
+    pub ends_after: Option<Timestamp>,
+    pub ended_by: Option<Timestamp>,
     /// Keyset cursor: only bookings strictly before (created_at, id) in the order above.
     pub before: Option<(Timestamp, BookingId)>,
     /// 1..=1000, clamped like ResourceFilter::limit.

@@ -1305,6 +1305,16 @@ async fn list_resources(store: PgStore, filter: ResourceFilter) -> Result<Vec<Re
         .collect()
 }
 
+/// When a booking's service is over, as `KindSpec::service_ends_at` computes it: an
+/// appointment's end, its event's end, or check-out time on the check-out date in the hotel's
+/// zone. Evaluated per row after the user, resource or owner conditions have narrowed the rows
+/// through their index; the lookups are primary-key reads of the resource's own row.
+const SERVICE_ENDS_AT: &str = "(CASE item_kind
+    WHEN 'appointment' THEN ends_at
+    WHEN 'tickets' THEN (SELECT e.ends_at FROM events e WHERE e.resource_id = bookings.resource_id)
+    ELSE (SELECT (bookings.check_out + h.check_out_time) AT TIME ZONE h.time_zone
+          FROM hotels h WHERE h.resource_id = bookings.resource_id) END)";
+
 async fn list_bookings(store: PgStore, filter: BookingFilter) -> Result<Vec<Booking>, StoreError> {
     let user = filter.user_id.map(|u| u.0);
     let resource = filter.resource_id.map(|r| r.0);
@@ -1330,6 +1340,12 @@ async fn list_bookings(store: PgStore, filter: BookingFilter) -> Result<Vec<Book
     }
     if let Some(from) = &filter.created_from {
         sql += &format!(" AND created_at >= {}", p.bind(from));
+    }
+    if let Some(t) = &filter.ends_after {
+        sql += &format!(" AND {SERVICE_ENDS_AT} > {}", p.bind(t));
+    }
+    if let Some(t) = &filter.ended_by {
+        sql += &format!(" AND {SERVICE_ENDS_AT} <= {}", p.bind(t));
     }
     if let Some(to) = &filter.created_to {
         sql += &format!(" AND created_at < {}", p.bind(to));

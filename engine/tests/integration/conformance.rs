@@ -869,3 +869,90 @@ async fn overview(store: Arc<dyn Store>) {
         }
     );
 }
+
+// ---- upcoming and past ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_store_filters_by_service_end() {
+    service_end_filters(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_filters_by_service_end() {
+    let db = TestDb::new();
+    service_end_filters(Arc::new(store_of(&db).await)).await;
+}
+
+/// A stay (Berlin, check-out 11:00), event tickets and an appointment: each is "upcoming"
+/// until its service ends and "past" from then on, at the same instant in both stores.
+async fn service_end_filters(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (owner, u) = (UserId::new_v7(), UserId::new_v7());
+    let mut w = Written::default();
+    let mut hotel =
+        Res::create(store, ResourceId::new_v7(), fixtures::hotel(owner, "Ends Hotel", "Berlin", 1, 0)).await;
+    let mut event = Res::create(store, ResourceId::new_v7(), fixtures::event(owner, "Ends Event", 10, t0())).await;
+    let mut clinic = Res::create(store, ResourceId::new_v7(), fixtures::provider(owner, "Ends Clinic")).await;
+    let room_type = match &hotel.state.spec().kind {
+        KindSpec::Hotel(h) => h.room_types[0].id,
+        _ => unreachable!("a hotel"),
+    };
+    let hold = |request: BookingRequest| Command::Hold {
+        booking_id: BookingId::new_v7(),
+        user_id: u,
+        request,
+        confirm: true,
+        by: Requester::Client(u),
+    };
+    let stay = BookingRequest::Stay {
+        room_type_id: room_type,
+        room_id: None,
+        check_in: "2030-03-01".parse().expect("date"),
+        check_out: "2030-03-03".parse().expect("date"),
+        guests: 1,
+    };
+    let slot = (1..14)
+        .find_map(|d| {
+            let day = "2030-01-07".parse::<jiff::civil::Date>().expect("date") + jiff::Span::new().days(d);
+            clinic.state.provider_free_slots(day, t0()).ok().and_then(|v| v.into_iter().next())
+        })
+        .expect("a working day has slots");
+    let booked = |o: Outcome| match o {
+        Outcome::Booking { booking } => booking,
+        other => panic!("not a booking: {other:?}"),
+    };
+    let s = booked(hotel.run(store, &mut w, hold(stay), t0()).await);
+    let t =
+        booked(event.run(store, &mut w, hold(BookingRequest::Tickets { category_id: None, quantity: 1 }), t0()).await);
+    let a =
+        booked(clinic.run(store, &mut w, hold(BookingRequest::Appointment { starts_at: slot.starts_at }), t0()).await);
+    let event_end = match &event.state.spec().kind {
+        KindSpec::Event(e) => e.ends_at,
+        _ => unreachable!("an event"),
+    };
+    // Check-out 11:00 in Berlin on 2030-03-03 is 10:00 UTC (winter time).
+    let stay_end: Timestamp = "2030-03-03T10:00:00Z".parse().expect("timestamp");
+    let ends = [(s.id, stay_end), (t.id, event_end), (a.id, slot.ends_at)];
+    let mut instants: Vec<Timestamp> = vec![t0()];
+    for (_, end) in ends {
+        instants.extend([end - SignedDuration::from_secs(1), end, end + SignedDuration::from_secs(1)]);
+    }
+    for now in instants {
+        let mut upcoming: Vec<BookingId> = ends.iter().filter(|(_, e)| *e > now).map(|(id, _)| *id).collect();
+        let mut past: Vec<BookingId> = ends.iter().filter(|(_, e)| *e <= now).map(|(id, _)| *id).collect();
+        let list = |f: BookingFilter| async move {
+            let mut ids: Vec<BookingId> = store.list_bookings(f).await.expect("list").iter().map(|b| b.id).collect();
+            ids.sort();
+            ids
+        };
+        upcoming.sort();
+        past.sort();
+        let mine = BookingFilter { user_id: Some(u), limit: 100, ..BookingFilter::default() };
+        assert_eq!(list(BookingFilter { ends_after: Some(now), ..mine.clone() }).await, upcoming, "upcoming at {now}");
+        assert_eq!(list(BookingFilter { ended_by: Some(now), ..mine.clone() }).await, past, "past at {now}");
+        // Combined with the other filters, e.g. an owner's.
+        let owners =
+            BookingFilter { owner_id: Some(owner), ends_after: Some(now), limit: 100, ..BookingFilter::default() };
+        assert_eq!(list(owners).await, upcoming, "owner's upcoming at {now}");
+    }
+}

@@ -537,8 +537,18 @@ pub struct BookingListQuery {
     pub from: Option<Timestamp>,
     /// Created before.
     pub to: Option<Timestamp>,
+    /// `upcoming`: the stay (until check-out time), event or appointment has not ended yet;
+    /// `past`: it has.
+    pub when: Option<When>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    Upcoming,
+    Past,
 }
 
 pub fn parse_statuses(s: &Option<String>) -> Result<Vec<BookingStatus>, ApiError> {
@@ -568,6 +578,11 @@ pub async fn booking_page(
     filter.statuses = parse_statuses(&q.status)?;
     filter.created_from = q.from;
     filter.created_to = q.to;
+    match q.when {
+        Some(When::Upcoming) => filter.ends_after = Some(state.engine.now()),
+        Some(When::Past) => filter.ended_by = Some(state.engine.now()),
+        None => {}
+    }
     filter.before = q.cursor.as_deref().map(pagination::parse_booking_cursor).transpose()?;
     filter.limit = limit + 1;
     let mut rows =

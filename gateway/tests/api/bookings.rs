@@ -38,6 +38,43 @@ async fn hold_confirm_cancel_and_list() {
 }
 
 #[actix_web::test]
+async fn my_bookings_split_into_upcoming_and_past() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let client = app.register("client").await;
+    let (over, ahead) = (app.create_event(&owner, 5).await, app.create_event(&owner, 5).await);
+    let (_, a) = app.book(&client, &over, 1, true).await;
+    let (_, b) = app.book(&client, &ahead, 1, true).await;
+    // The first event took place (only the listing reads these rows; the actor is not asked).
+    let c = app.db.client().await;
+    let moved = c
+        .execute(
+            "UPDATE events SET starts_at = now() - interval '3 hours', ends_at = now() - interval '1 hour'
+             WHERE resource_id = $1::text::uuid",
+            &[&over],
+        )
+        .await
+        .expect("move the event");
+    assert_eq!(moved, 1);
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["items"].as_array().expect("items").iter().filter_map(|b| b["id"].as_str().map(str::to_owned)).collect()
+    };
+    let (a, b) = (a["id"].as_str().expect("id").to_owned(), b["id"].as_str().expect("id").to_owned());
+    let (st, v) = app.get("/api/v1/bookings?when=past", Some(&client.token)).await;
+    assert_eq!((st, ids(&v)), (StatusCode::OK, vec![a.clone()]), "{v}");
+    let (st, v) = app.get("/api/v1/bookings?when=upcoming&status=confirmed", Some(&client.token)).await;
+    assert_eq!((st, ids(&v)), (StatusCode::OK, vec![b.clone()]), "{v}");
+    let (_, v) = app.get("/api/v1/bookings", Some(&client.token)).await;
+    assert_eq!(ids(&v), vec![b.clone(), a], "newest first, both");
+    // The owner's listing takes the same filter.
+    let (_, v) = app.get("/api/v1/bookings?when=upcoming", Some(&owner.token)).await;
+    assert_eq!(ids(&v), vec![b]);
+    let (st, v) = app.get("/api/v1/bookings?when=soon", Some(&client.token)).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"), "{v}");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("upcoming")), "says what is allowed: {v}");
+}
+
+#[actix_web::test]
 async fn pages_follow_the_cursor_without_gaps_or_repeats() {
     let app = spawn_app().await;
     let owner = app.register("owner").await;
