@@ -956,3 +956,56 @@ async fn service_end_filters(store: Arc<dyn Store>) {
         assert_eq!(list(owners).await, upcoming, "owner's upcoming at {now}");
     }
 }
+
+// ---- unscoped listings ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_store_lists_everything_across_time() {
+    unscoped_listing(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_lists_everything_across_time() {
+    let db = TestDb::new();
+    unscoped_listing(Arc::new(store_of(&db).await)).await;
+}
+
+/// Bookings made from minutes to years ago, listed with no user, resource or owner (an
+/// admin's view), page by page: Postgres reads growing windows of recent rows first, and no
+/// page size may make it skip or repeat one.
+async fn unscoped_listing(store: Arc<dyn Store>) {
+    let store = &*store;
+    // Whole microseconds, as PostgreSQL keeps them.
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).expect("in range");
+    let ago = |mins: i64| now - SignedDuration::from_mins(mins);
+    let long_ago = ago(3 * 365 * 24 * 60);
+    let owner = UserId::new_v7();
+    let mut w = Written::default();
+    let mut r = Res {
+        state: ResourceState::create(ResourceId::new_v7(), fixtures::event(owner, "Across Time", 100, now))
+            .expect("valid"),
+        version: 0,
+    };
+    r.commit(store, &mut w, long_ago).await;
+    // Two in the last hour, then a few hours, days, weeks, months and years back.
+    let mins = [2 * 365 * 24 * 60, 200 * 24 * 60, 20 * 24 * 60, 20 * 24 * 60, 3 * 24 * 60, 5 * 60, 30, 10];
+    for m in mins {
+        r.run(store, &mut w, tickets(BookingId::new_v7(), UserId::new_v7(), true), ago(m)).await;
+    }
+    let all = newest_first(w.bookings.values().cloned().collect());
+    assert_eq!(all.len(), mins.len());
+    for limit in 1..=9 {
+        assert_eq!(page_bookings(store, &BookingFilter::default(), limit).await, all, "paged by {limit}");
+    }
+    // With a status filter and an upper bound, too.
+    let f = BookingFilter {
+        created_to: Some(ago(60)),
+        statuses: vec![BookingStatus::Confirmed],
+        ..BookingFilter::default()
+    };
+    let older: Vec<Booking> = all.iter().filter(|b| b.created_at < ago(60)).cloned().collect();
+    assert_eq!(older.len(), 6);
+    for limit in [1, 2, 4, 100] {
+        assert_eq!(page_bookings(store, &f, limit).await, older, "before an hour ago, paged by {limit}");
+    }
+}
