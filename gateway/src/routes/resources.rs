@@ -539,6 +539,7 @@ pub struct BookingListQuery {
     pub to: Option<Timestamp>,
     /// `upcoming`: the stay (until check-out time), event or appointment has not ended yet;
     /// `past`: it has.
+    #[param(inline)]
     pub when: Option<When>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
