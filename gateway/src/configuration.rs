@@ -63,6 +63,9 @@ pub struct Settings {
     pub rate_limit_bookings_per_sec: u32,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
+    /// OTLP/HTTP collector base URL (e.g. http://localhost:4318); spans are exported only
+    /// when set. The standard OpenTelemetry variable name.
+    pub otel_exporter_otlp_endpoint: Option<String>,
     /// Key the payment webhook signatures are checked with.
     pub payment_webhook_secret: Option<Secret>,
     /// How long the simulated payment provider waits before it calls the webhook.
@@ -141,6 +144,7 @@ impl Settings {
             rate_limit_auth_per_min: 1_000_000,
             rate_limit_bookings_per_sec: 1_000_000,
             log_format: LogFormat::Pretty,
+            otel_exporter_otlp_endpoint: None,
             payment_webhook_secret: None,
             payment_simulator_delay_ms: default_payment_delay(),
         }

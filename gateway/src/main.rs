@@ -10,7 +10,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    gateway::telemetry::init(settings.log_format);
+    let telemetry = gateway::telemetry::init(settings.log_format, settings.otel_exporter_otlp_endpoint.as_deref());
     let app = match Application::build(settings).await {
         Ok(a) => a,
         Err(e) => {
@@ -19,7 +19,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match app.run_until_stopped().await {
+    let result = app.run_until_stopped().await;
+    if telemetry.exporting {
+        // Off the runtime: the flush waits on the exporter's thread.
+        let _ = actix_web::rt::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server error: {e}");

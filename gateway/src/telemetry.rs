@@ -1,4 +1,5 @@
-//! Logs (JSON or human), request ids and the root span of every request.
+//! Logs (JSON or human), request ids, the root span of every request, W3C trace context and
+//! (opt-in) OTLP span export.
 
 use crate::configuration::LogFormat;
 use actix_web::Error;
@@ -6,20 +7,75 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use opentelemetry::trace::{TraceContextExt, TracerProvider};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Installs the global subscriber once; later calls (tests) are no-ops.
-pub fn init(format: LogFormat) {
+/// What `init` set up: the OpenTelemetry tracer provider, whose batch of spans `shutdown`
+/// flushes at exit.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    pub exporting: bool,
+}
+
+impl Telemetry {
+    /// Sends the spans still batched (at most a few seconds) and stops the exporter thread.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "the OTLP exporter did not shut down cleanly");
+        }
+    }
+}
+
+/// Installs the global subscriber once; later calls (tests) are no-ops. Every span has an
+/// OpenTelemetry context, so the root span of a request continues the caller's W3C trace
+/// context (or starts a trace) and its `trace_id` is in every log line of the request. Spans
+/// leave the process only when `otlp_endpoint` is set: OTLP over HTTP/protobuf to
+/// `{otlp_endpoint}/v1/traces`, batched on a thread of its own. Without a collector the
+/// exporter would log an error every batch, so it is off unless asked for.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
+    // `OTEL_EXPORTER_OTLP_ENDPOINT=` (empty, as in .env.example) means off.
+    let otlp_endpoint = otlp_endpoint.map(str::trim).filter(|s| !s.is_empty());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(env!("CARGO_PKG_NAME")).build());
+    let mut exporting = false;
+    let mut exporter_error = None;
+    if let Some(base) = otlp_endpoint {
+        let endpoint = format!("{}/v1/traces", base.trim_end_matches('/'));
+        use opentelemetry_otlp::WithExportConfig;
+        match opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(endpoint).build() {
+            Ok(exporter) => {
+                builder = builder.with_batch_exporter(exporter);
+                exporting = true;
+            }
+            Err(e) => exporter_error = Some(e.to_string()),
+        }
+    }
+    let provider = builder.build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(env!("CARGO_PKG_NAME")));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_current_span(true)).try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
+    match (otlp_endpoint, exporter_error) {
+        (Some(base), None) => tracing::info!(endpoint = base, "exporting spans over OTLP/HTTP"),
+        (Some(base), Some(e)) => tracing::error!(endpoint = base, error = %e, "OTLP exporter not started"),
+        (None, _) => {}
+    }
+    Telemetry { provider, exporting }
 }
 
 /// A client's X-Request-Id is kept if it is short and printable; otherwise one is made.
@@ -60,44 +116,59 @@ pub fn trace_id_of(header: &str) -> Option<&str> {
     valid.then_some(trace)
 }
 
-/// Continues the caller's trace (W3C traceparent) or starts one: the trace id is in every log
-/// line of the request, and the response's `traceparent` names it with this request's span.
+/// Names this request's span in the response's `traceparent` (W3C), so a caller can find it:
+/// the root span's OpenTelemetry context, which continued the caller's trace if it sent a
+/// valid `traceparent`. Runs inside the root span (within `TracingLogger`). With no
+/// subscriber installed (a library user's choice) there is no context; the response then still
+/// gets a valid header: the caller's trace id, or a new one, with a fresh span id.
 pub async fn trace_context(
-    mut req: ServiceRequest,
+    req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let incoming =
-        req.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(trace_id_of).map(str::to_owned);
-    let trace_id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    let ours = format!("00-{trace_id}-{span_id}-01");
-    if let Ok(v) = HeaderValue::from_str(&ours) {
-        // The root span reads it from the request; downstream calls could forward it.
-        req.headers_mut().insert(TRACEPARENT, v.clone());
-        let mut res = next.call(req).await?;
+    let cx = Span::current().context();
+    let sc = cx.span().span_context().clone();
+    let header = if sc.is_valid() {
+        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
+    } else {
+        let incoming =
+            req.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(trace_id_of).map(str::to_owned);
+        let trace_id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        format!("00-{trace_id}-{}-01", &uuid::Uuid::new_v4().simple().to_string()[..16])
+    };
+    let mut res = next.call(req).await?;
+    if let Ok(v) = HeaderValue::from_str(&header) {
         res.headers_mut().insert(TRACEPARENT, v);
-        return Ok(res);
     }
-    next.call(req).await
+    Ok(res)
 }
 
-/// The root span carries the request id and the trace id next to tracing-actix-web's fields.
+/// The root span carries the request id next to tracing-actix-web's fields (trace_id among them).
 pub struct Spans;
 
 impl RootSpanBuilder for Spans {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let rid = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-        let trace = request
-            .headers()
-            .get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id_of)
-            .unwrap_or("-")
-            .to_owned();
-        tracing_actix_web::root_span!(request, x_request_id = %rid, trace_id = %trace)
+        // tracing-actix-web (feature opentelemetry_0_32) sets the OpenTelemetry parent from
+        // the request's traceparent and records `trace_id` on this span.
+        tracing_actix_web::root_span!(request, x_request_id = %rid)
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        {
+            // One access-log line per request, inside its span (so with its request and trace
+            // ids): at debug, since at a flash sale's rate it would cost more than the booking;
+            // a server error always.
+            let _in = span.enter();
+            let status = match outcome {
+                Ok(res) => res.status().as_u16(),
+                Err(e) => e.as_response_error().status_code().as_u16(),
+            };
+            if status >= 500 {
+                tracing::error!(status, "request failed");
+            } else {
+                tracing::debug!(status, "request served");
+            }
+        }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }

@@ -14,3 +14,4 @@ mod payments;
 mod rate_limits;
 mod roles;
 mod shutdown;
+mod tracing_export;
