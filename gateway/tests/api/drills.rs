@@ -1,0 +1,333 @@
+//! Crash and outage drills, short forms: the real binary under load is killed with SIGKILL,
+//! or loses its database, and must lose no acknowledged booking and oversell nothing.
+//! (The long forms are `load-tests/drills/*.sh`, run by hand against a release build.)
+
+use engine::domain::ids::UserId;
+use engine::testing::TestDb;
+use futures::future::join_all;
+use gateway::accounts::Role;
+use gateway::auth::{JwtKeys, access_token};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const SECRET: &str = "drill-secret-0123456789abcdef0123456789";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env_clear()
+            .env("APP_PORT", port.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", SECRET)
+            .env("RATE_LIMIT_BOOKINGS_PER_SEC", "100000")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the gateway binary starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while http.get(format!("{base}/ready")).send().await.map(|r| r.status() != StatusCode::OK).unwrap_or(true) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Server { child, base }
+    }
+
+    fn kill_9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no drain, no goodbye
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+fn token(role: Role) -> String {
+    let keys = JwtKeys::new(SECRET.as_bytes(), 3600, 3600);
+    access_token(&keys, UserId(Uuid::now_v7()), role, jiff::Timestamp::now()).expect("token")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> Result<(StatusCode, Value), reqwest::Error> {
+    let res = http.post(url).bearer_auth(token).json(&body).send().await?;
+    let st = res.status();
+    Ok((st, res.json().await.unwrap_or(Value::Null)))
+}
+
+async fn create_event(http: &reqwest::Client, base: &str, capacity: u32, hold_ttl_secs: u32) -> String {
+    let kind =
+        serde_json::to_value(engine::fixtures::event(UserId(Uuid::nil()), "x", capacity, jiff::Timestamp::now()).kind)
+            .expect("json");
+    let body = json!({"name": "Drill", "hold_ttl_secs": hold_ttl_secs, "offer_ttl_secs": 600, "kind": kind});
+    let (st, v) = post(http, format!("{base}/api/v1/resources"), &token(Role::Owner), body).await.expect("create");
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+fn booking(event: &str, confirm: bool) -> Value {
+    json!({"resource_id": event, "request": {"kind": "tickets", "quantity": 1}, "confirm": confirm})
+}
+
+/// Books in `clients` loops until `stop`; returns every acknowledged (id, status) and how many
+/// requests got no answer (in flight at a kill, or refused while the database was away).
+async fn load(
+    base: String,
+    event: String,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<(Uuid, String)>, Vec<(u16, String)>) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let runs = (0..clients).map(|_| {
+        let (http, base, event, stop) = (http.clone(), base.clone(), event.clone(), stop.clone());
+        async move {
+            let t = token(Role::Client);
+            let (mut acked, mut other) = (Vec::new(), Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match post(&http, format!("{base}/api/v1/bookings"), &t, booking(&event, true)).await {
+                    Ok((StatusCode::CREATED, v)) => acked.push((
+                        Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid"),
+                        v["status"].as_str().expect("status").to_owned(),
+                    )),
+                    Ok((st, v)) => other.push((st.as_u16(), v["code"].as_str().unwrap_or("-").to_owned())),
+                    Err(_) => {
+                        other.push((0, "no_answer".into()));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acked, other)
+        }
+    });
+    let (mut acked, mut other) = (Vec::new(), Vec::new());
+    for (a, o) in join_all(runs).await {
+        acked.extend(a);
+        other.extend(o);
+    }
+    (acked, other)
+}
+
+/// Every acknowledged booking is a row, confirmed; the event holds no more than its capacity
+/// and its counter equals its active rows.
+async fn assert_durable(db: &TestDb, event: &str, capacity: i64, acked: &[(Uuid, String)]) {
+    let c = db.client().await;
+    let ids: Vec<Uuid> = acked.iter().map(|(id, _)| *id).collect();
+    let rows = c.query("SELECT id, status FROM bookings WHERE id = ANY($1)", &[&ids]).await.expect("query");
+    let found: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (id, said) in acked {
+        assert_eq!(found.get(id), Some(said), "acknowledged booking {id} ({said}) in the database");
+    }
+    let r = c
+        .query_one(
+            "SELECT e.taken, (SELECT coalesce(sum(quantity), 0)::bigint FROM bookings b
+                              WHERE b.resource_id = e.resource_id AND b.status IN ('held', 'confirmed'))
+             FROM events e WHERE e.resource_id = $1::text::uuid",
+            &[&event],
+        )
+        .await
+        .expect("event row");
+    let (taken, active): (i64, i64) = (r.get(0), r.get(1));
+    assert!(taken <= capacity, "oversold: taken {taken} > capacity {capacity}");
+    assert_eq!(taken, active, "the counter equals the active rows");
+}
+
+#[actix_web::test]
+async fn kill_9_under_load_loses_no_acknowledged_booking() {
+    let db = TestDb::new();
+    let mut server = Server::start(&db.url).await;
+    let http = reqwest::Client::new();
+    let capacity = 3_000;
+    let event = create_event(&http, &server.base, capacity, 600).await;
+    // Holds of two seconds on another event: they lapse while the server is down.
+    let short = create_event(&http, &server.base, 10, 2).await;
+    let mut holds = Vec::new();
+    for _ in 0..3 {
+        let (st, v) =
+            post(&http, format!("{}/api/v1/bookings", server.base), &token(Role::Client), booking(&short, false))
+                .await
+                .expect("hold");
+        assert_eq!((st, v["status"].as_str()), (StatusCode::CREATED, Some("held")), "{v}");
+        holds.push(Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(server.base.clone(), event.clone(), 40, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    let (acked, other) = running.await.expect("load");
+    assert!(!acked.is_empty(), "nothing was booked before the kill: the drill proves nothing");
+    assert!(other.iter().any(|(st, _)| *st == 0), "no request was cut off by the kill: the drill proves nothing");
+    assert!(other.iter().all(|(st, code)| *st == 0 || code == "sold_out"), "{other:?}");
+    assert_durable(&db, &event, i64::from(capacity), &acked).await;
+
+    // Down for longer than the holds' two seconds; after the restart they are expired.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let server = Server::start(&db.url).await;
+    let c = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = c.query("SELECT status FROM bookings WHERE id = ANY($1)", &[&holds]).await.expect("query");
+        if rows.iter().all(|r| r.get::<_, String>(0) == "expired") && rows.len() == holds.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lapsed holds were not expired after the restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The restarted server goes on selling from where the database says, up to capacity exactly.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sold_out = {
+        let (base, event, stop) = (server.base.clone(), event.clone(), stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let (st, v) =
+                    post(&http, format!("{base}/api/v1/bookings"), &token(Role::Client), booking(&event, true))
+                        .await
+                        .expect("answer");
+                if st == StatusCode::CONFLICT && v["code"] == "sold_out" {
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    let (after, other) = load(server.base.clone(), event.clone(), 40, stop).await;
+    sold_out.await.expect("sold out");
+    assert!(other.iter().all(|(_, code)| code == "sold_out"), "{other:?}");
+    let all: Vec<(Uuid, String)> = acked.iter().chain(after.iter()).cloned().collect();
+    assert_durable(&db, &event, i64::from(capacity), &all).await;
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE resource_id = $1::text::uuid AND status = 'confirmed'",
+            &[&event],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, i64::from(capacity), "sold out exactly, across the crash");
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut: every connection is reset and new ones
+/// are closed at once, as when the server stops (`pg_ctlcluster ... stop -m immediate`),
+/// without touching the PostgreSQL every other test is using.
+struct Outage {
+    port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Outage {
+    async fn proxy(upstream: &'static str) -> Outage {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (u, l) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                l.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        Outage { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("lock").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[actix_web::test]
+async fn database_outage_answers_503_then_recovers_by_itself() {
+    let db = TestDb::new();
+    let outage = Outage::proxy("127.0.0.1:5432").await;
+    let via_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", outage.port));
+    assert_ne!(via_proxy, db.url, "the test database is reached through the proxy");
+    let server = Server::start(&via_proxy).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let event = create_event(&http, &server.base, 100_000, 600).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(server.base.clone(), event.clone(), 20, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    outage.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While the database is away: a clear, quick 503 with Retry-After, not a hang or a 500.
+    let url = format!("{}/api/v1/bookings", server.base);
+    let asked = Instant::now();
+    let res =
+        http.post(&url).bearer_auth(token(Role::Client)).json(&booking(&event, true)).send().await.expect("answer");
+    let waited = asked.elapsed();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some(), "Retry-After");
+    assert_eq!(res.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+    let v: Value = res.json().await.expect("problem");
+    assert_eq!(v["code"], "store_unavailable", "{v}");
+    assert!(waited < Duration::from_secs(10), "answered in {waited:?}");
+    let ready = http.get(format!("{}/ready", server.base)).send().await.expect("ready");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready without its database");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    outage.restore();
+    // It recovers by itself: bookings succeed again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = post(&http, url.clone(), &token(Role::Client), booking(&event, true)).await.expect("answer");
+        if st == StatusCode::CREATED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: still {st} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, other) = running.await.expect("load");
+    assert!(other.iter().any(|(st, code)| *st == 503 && code == "store_unavailable"), "the load saw the outage");
+    // Nothing but 503s (the outage) and no 500s: a lost connection mid-commit is not an ack.
+    for (st, code) in &other {
+        assert!(*st == 503 || (*st == 0 && code == "no_answer"), "unexpected answer {st} {code}");
+    }
+    assert!(acked.len() > 10, "bookings before and after the outage");
+    assert_durable(&db, &event, 100_000, &acked).await;
+}
