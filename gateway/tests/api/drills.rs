@@ -1,6 +1,6 @@
 //! Crash and outage drills, short forms: the real binary under load is killed with SIGKILL,
 //! or loses its database, and must lose no acknowledged booking and oversell nothing.
-//! (The long forms are `load-tests/drills/*.sh`, run by hand against a release build.)
+//! (The long forms are load-tests/drills/crash.sh and db_outage.sh, run by hand on a release build.)
 
 use engine::domain::ids::UserId;
 use engine::testing::TestDb;
