@@ -1,6 +1,7 @@
 //! Settings from environment variables (and an optional `.env` file). Every setting is in the
 //! README table and `.env.example`. Secrets are wrapped so that they never reach a log line.
 
+use engine::EngineConfig;
 use serde::Deserialize;
 use std::fmt;
 
@@ -66,6 +67,17 @@ pub struct Settings {
     /// OTLP/HTTP collector base URL (e.g. http://localhost:4318); spans are exported only
     /// when set. The standard OpenTelemetry variable name.
     pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The engine's bounds (see engine::EngineConfig): commands per group commit, decided but
+    /// uncommitted commands per resource and queued messages per actor (beyond either a caller
+    /// gets 503 `busy` at once rather than waiting in an unbounded queue), resources in memory.
+    #[serde(default = "default_engine_max_batch")]
+    pub engine_max_batch: usize,
+    #[serde(default = "default_engine_max_pending")]
+    pub engine_max_pending: usize,
+    #[serde(default = "default_engine_mailbox_capacity")]
+    pub engine_mailbox_capacity: usize,
+    #[serde(default = "default_engine_max_active_resources")]
+    pub engine_max_active_resources: usize,
     /// Key the payment webhook signatures are checked with.
     pub payment_webhook_secret: Option<Secret>,
     /// How long the simulated payment provider waits before it calls the webhook.
@@ -99,6 +111,18 @@ fn default_bookings_rate() -> u32 {
 }
 fn default_payment_delay() -> u64 {
     300
+}
+fn default_engine_max_batch() -> usize {
+    EngineConfig::default().max_batch
+}
+fn default_engine_max_pending() -> usize {
+    EngineConfig::default().max_pending
+}
+fn default_engine_mailbox_capacity() -> usize {
+    EngineConfig::default().mailbox_capacity
+}
+fn default_engine_max_active_resources() -> usize {
+    EngineConfig::default().max_active_resources
 }
 fn default_log_format() -> LogFormat {
     LogFormat::Json
@@ -145,6 +169,10 @@ impl Settings {
             rate_limit_bookings_per_sec: 1_000_000,
             log_format: LogFormat::Pretty,
             otel_exporter_otlp_endpoint: None,
+            engine_max_batch: default_engine_max_batch(),
+            engine_max_pending: default_engine_max_pending(),
+            engine_mailbox_capacity: default_engine_mailbox_capacity(),
+            engine_max_active_resources: default_engine_max_active_resources(),
             payment_webhook_secret: None,
             payment_simulator_delay_ms: default_payment_delay(),
         }
@@ -165,10 +193,32 @@ impl Settings {
                 "RATE_LIMIT_AUTH_PER_MIN and RATE_LIMIT_BOOKINGS_PER_SEC must be at least 1".into(),
             ));
         }
+        let engine_bounds = [
+            ("ENGINE_MAX_BATCH", self.engine_max_batch, 100_000),
+            ("ENGINE_MAX_PENDING", self.engine_max_pending, 10_000_000),
+            ("ENGINE_MAILBOX_CAPACITY", self.engine_mailbox_capacity, 10_000_000),
+            ("ENGINE_MAX_ACTIVE_RESOURCES", self.engine_max_active_resources, 100_000_000),
+        ];
+        for (name, v, max) in engine_bounds {
+            if !(1..=max).contains(&v) {
+                return Err(ConfigError(format!("{name} must be between 1 and {max}")));
+            }
+        }
         if !(1_024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
         }
         Ok(())
+    }
+
+    /// The engine's bounds from these settings, the rest as the engine's defaults.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            max_batch: self.engine_max_batch,
+            max_pending: self.engine_max_pending,
+            mailbox_capacity: self.engine_mailbox_capacity,
+            max_active_resources: self.engine_max_active_resources,
+            ..EngineConfig::default()
+        }
     }
 
     pub fn demo_data_enabled(&self) -> bool {
@@ -196,5 +246,8 @@ mod tests {
         let mut s = Settings::local();
         s.admin_email = Some("a@example.com".into());
         assert!(s.check().is_err());
+        let mut s = Settings::local();
+        s.engine_max_pending = 0;
+        assert!(s.check().is_err(), "a zero bound would refuse every command");
     }
 }

@@ -23,7 +23,7 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 use engine::store::Store;
 use engine::store::memory::MemoryStore;
 use engine::store::postgres::{PgConfig, PgStore};
-use engine::{Engine, EngineConfig, SystemClock};
+use engine::{Engine, SystemClock};
 use rand::RngCore;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ impl Application {
             }
             None => (Arc::new(MemoryStore::new()), None, Arc::new(MemoryAccounts::default())),
         };
-        let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default());
+        let engine = Engine::new(store, Arc::new(SystemClock), settings.engine_config());
         engine.start_sweeper();
         if let Some(pg) = &pg {
             crate::metrics::spawn_outbox_gauges(pg.pool().clone());

@@ -30,9 +30,14 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[]).await
+    }
+
+    async fn start_with(database_url: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .env_clear()
+            .envs(env.iter().copied())
             .env("APP_PORT", port.to_string())
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", SECRET)
@@ -240,6 +245,8 @@ struct Outage {
     port: u16,
     up: Arc<AtomicBool>,
     links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// Added before each chunk the server sends to PostgreSQL: a slow database.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Outage {
@@ -248,22 +255,46 @@ impl Outage {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (u, l) = (up.clone(), links.clone());
+        let delay_ms: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (u, l, d) = (up.clone(), links.clone(), delay_ms.clone());
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
+                let d = d.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                            let ms = d.load(Ordering::SeqCst);
+                            if ms > 0 {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            if server_tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = tokio::io::copy(&mut server_rx, &mut client_tx);
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
                     }
                 });
                 l.lock().expect("lock").push(task.abort_handle());
             }
         });
-        Outage { port, up, links }
+        Outage { port, up, links, delay_ms }
+    }
+
+    fn slow_down(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     fn cut(&self) {
@@ -371,4 +402,42 @@ async fn two_servers_on_one_database_never_oversell() {
     for (st, code) in other_a.iter().chain(other_b.iter()) {
         assert!(code == "sold_out" || *st == 503, "unexpected answer {st} {code}");
     }
+}
+
+#[actix_web::test]
+async fn a_slow_database_gets_busy_answers_not_unbounded_queues() {
+    let db = TestDb::new();
+    let slow = Outage::proxy("127.0.0.1:5432").await;
+    let via_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", slow.port));
+    // Small bounds, so that a few hundred clients reach them.
+    let bounds = [("ENGINE_MAX_PENDING", "40"), ("ENGINE_MAILBOX_CAPACITY", "40"), ("ENGINE_MAX_BATCH", "20")];
+    let server = Server::start_with(&via_proxy, &bounds).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    let event = create_event(&http, &server.base, 100_000, 600).await;
+    let url = format!("{}/api/v1/bookings", server.base);
+    // Warm the event's actor, then make every statement take 200 ms more.
+    let (st, _) = post(&http, url.clone(), &token(Role::Client), booking(&event, true)).await.expect("warm");
+    assert_eq!(st, StatusCode::CREATED);
+    slow.slow_down(200);
+    let answers = join_all((0..400).map(|_| {
+        let (http, url, event) = (http.clone(), url.clone(), event.clone());
+        async move {
+            let (st, v) =
+                post(&http, url, &token(Role::Client), booking(&event, true)).await.expect("an answer, not a hang");
+            let id = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+            (st, v["code"].as_str().unwrap_or("-").to_owned(), id, v["status"].as_str().unwrap_or("-").to_owned())
+        }
+    }))
+    .await;
+    slow.slow_down(0);
+    let busy = answers.iter().filter(|(st, code, ..)| *st == StatusCode::SERVICE_UNAVAILABLE && code == "busy").count();
+    let acked: Vec<(Uuid, String)> =
+        answers.iter().filter_map(|(_, _, id, status)| id.map(|i| (i, status.clone()))).collect();
+    for (st, code, id, _) in &answers {
+        assert!(id.is_some() || (*st == StatusCode::SERVICE_UNAVAILABLE && code == "busy"), "unexpected {st} {code}");
+    }
+    // Beyond the bounds callers were told at once; what was taken in was committed.
+    assert!(busy > 0, "400 clients on a slow database never filled a queue of 40: the bound is not enforced");
+    assert!(!acked.is_empty(), "nothing was booked on the slow database");
+    assert_durable(&db, &event, 100_000, &acked).await;
 }
