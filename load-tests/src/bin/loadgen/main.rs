@@ -154,7 +154,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         stats::print_human(&report);
     }
     let mut pass = expected_ok;
-    if let Some(url) = &args.database_url {
+    if let Some(url) = args.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
         let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
         let checks = invariants::check_all(&db, &acked).await?;
