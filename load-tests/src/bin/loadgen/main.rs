@@ -70,6 +70,25 @@ enum Scenario {
         #[arg(long, default_value_t = 20_000)]
         max_in_flight: usize,
     },
+    /// Availability search: `hotels` hotels spread over `cities` cities, random stays booked
+    /// across the next year, then `clients` closed-loop clients searching a random city for a
+    /// random stay of 1 to 7 nights in the next 365 days.
+    HotelSearch {
+        #[arg(long, default_value_t = 1_000)]
+        hotels: usize,
+        #[arg(long, default_value_t = 20)]
+        cities: usize,
+        /// Stays booked before the searches start (spread over the hotels and the year).
+        #[arg(long, default_value_t = 20_000)]
+        stays: usize,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        duration_secs: u64,
+        /// Hotels per page of results.
+        #[arg(long, default_value_t = 20)]
+        page: u32,
+    },
     /// Creates `count` events and reads each once, so each has an actor in memory: for the
     /// server's memory with that many active resources (read its RSS before and after).
     ManyResources {
@@ -140,6 +159,17 @@ async fn run(args: Args) -> Result<bool, BoxError> {
             let unexpected = rec.unexpected(&["sold_out"]);
             v["unexpected_answers"] = json!(unexpected);
             (v, rec.acked, !over && unexpected == 0)
+        }
+        Scenario::HotelSearch { hotels, cities, stays, clients, duration_secs, page } => {
+            let setup = HotelSetup::create(&api, hotels.max(1), cities.max(1), stays).await?;
+            let (rec, elapsed) = setup.search(&api, clients.max(1), Duration::from_secs(duration_secs), page).await;
+            let label = format!("hotel search, {hotels} hotels in {cities} cities, {clients} clients, {page} per page");
+            let mut v = rec.report(&label, elapsed, elapsed);
+            v["searches_per_sec"] = v["requests_per_sec"].clone();
+            v["stays_booked_before"] = json!(setup.booked);
+            let unexpected = rec.unexpected(&["ok"]);
+            v["unexpected_answers"] = json!(unexpected);
+            (v, setup.acked, unexpected == 0)
         }
         Scenario::ManyResources { count, concurrency, server_pid } => {
             let v = many_resources(&api, count, concurrency.max(1), server_pid).await?;
@@ -371,4 +401,134 @@ async fn many_resources(api: &Arc<Api>, count: usize, concurrency: usize, pid: O
         "server_rss_mib_after_read": rss_after.map(|k| k as f64 / 1024.0),
         "server_bytes_per_active_resource": per_resource,
     }))
+}
+
+/// A small, seeded generator: the load's randomness needs no quality, only speed and repeats.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+struct HotelSetup {
+    cities: usize,
+    booked: usize,
+    acked: Vec<(Uuid, String)>,
+}
+
+impl HotelSetup {
+    async fn create(api: &Arc<Api>, hotels: usize, cities: usize, stays: usize) -> Result<HotelSetup, BoxError> {
+        use futures::StreamExt;
+        let owner = api.token(Uuid::now_v7(), Role::Owner)?;
+        let run = Uuid::now_v7().simple().to_string();
+        // (hotel id, double room type) per hotel; 16 doubles and 4 suites each.
+        let created: Vec<Result<(String, String), String>> = futures::stream::iter(0..hotels)
+            .map(|i| {
+                let (api, owner, run) = (api.clone(), owner.clone(), run.clone());
+                async move {
+                    let name = format!("Hotel {i} {run}");
+                    let spec = engine::fixtures::hotel(
+                        engine::domain::ids::UserId(Uuid::nil()),
+                        &name,
+                        &format!("City {}", i % cities),
+                        16,
+                        4,
+                    );
+                    let kind = serde_json::to_value(&spec.kind).map_err(|e| e.to_string())?;
+                    let double = match &spec.kind {
+                        engine::domain::spec::KindSpec::Hotel(h) => h.room_types[0].id.0.to_string(),
+                        _ => return Err("not a hotel".to_owned()),
+                    };
+                    match api.post("/api/v1/resources", &owner, &json!({"name": name, "kind": kind})).await {
+                        Ok((201, v)) => Ok((v["id"].as_str().unwrap_or_default().to_owned(), double)),
+                        Ok((st, v)) => Err(format!("creating a hotel answered {st}: {v}")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let hotels: Vec<(String, String)> = created.into_iter().collect::<Result<_, _>>()?;
+        let today = jiff::Zoned::now().date();
+        let client = api.token(Uuid::now_v7(), Role::Client)?;
+        let results: Vec<Option<(Uuid, String)>> = futures::stream::iter(0..stays)
+            .map(|n| {
+                let (api, client) = (api.clone(), client.clone());
+                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1));
+                let (hotel, double) = hotels[rng.below(hotels.len() as u64) as usize].clone();
+                let check_in = today + jiff::Span::new().days(i64::try_from(2 + rng.below(360)).unwrap_or(2));
+                let check_out = check_in + jiff::Span::new().days(i64::try_from(1 + rng.below(7)).unwrap_or(1));
+                async move {
+                    let body = json!({"resource_id": hotel, "confirm": true, "request": {
+                        "kind": "stay", "room_type_id": double, "check_in": check_in.to_string(),
+                        "check_out": check_out.to_string(), "guests": 2}});
+                    match api.post("/api/v1/bookings", &client, &body).await {
+                        Ok((201, v)) => {
+                            Some((Uuid::parse_str(v["id"].as_str()?).ok()?, v["status"].as_str()?.to_owned()))
+                        }
+                        _ => None,
+                    }
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let acked: Vec<(Uuid, String)> = results.into_iter().flatten().collect();
+        Ok(HotelSetup { cities, booked: acked.len(), acked })
+    }
+
+    async fn search(&self, api: &Arc<Api>, clients: usize, duration: Duration, page: u32) -> (Recorder, Duration) {
+        let started = Instant::now();
+        let today = jiff::Zoned::now().date();
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (api, cities) = (api.clone(), self.cities);
+                tokio::spawn(async move {
+                    let mut rec = Recorder::new();
+                    let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ (c as u64 + 1));
+                    while started.elapsed() < duration {
+                        let check_in = today + jiff::Span::new().days(i64::try_from(2 + rng.below(360)).unwrap_or(2));
+                        let check_out = check_in + jiff::Span::new().days(i64::try_from(1 + rng.below(7)).unwrap_or(1));
+                        let url = format!(
+                            "{}/api/v1/hotels/search?city=City%20{}&check_in={check_in}&check_out={check_out}&guests=2&limit={page}",
+                            api.base,
+                            rng.below(cities as u64)
+                        );
+                        let t = Instant::now();
+                        let out = match api.http.get(url).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let status = r.status().as_u16();
+                                // Read the whole answer: its size is part of the cost.
+                                match r.bytes().await {
+                                    Ok(_) => Outcome::Answered { status },
+                                    Err(_) => Outcome::Refused { status: 0, code: "transport".into() },
+                                }
+                            }
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let v = r.json::<Value>().await.unwrap_or(Value::Null);
+                                Outcome::Refused { status, code: v["code"].as_str().unwrap_or("no_code").to_owned() }
+                            }
+                            Err(_) => Outcome::Refused { status: 0, code: "transport".into() },
+                        };
+                        rec.record(t.elapsed(), out);
+                    }
+                    rec
+                })
+            })
+            .collect();
+        let mut total = Recorder::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                total.merge(r);
+            }
+        }
+        (total, started.elapsed())
+    }
 }

@@ -13,6 +13,8 @@ pub enum Outcome {
     Booked { id: Uuid, status: String },
     /// Any other answer: the HTTP status and the problem `code` (or a transport error).
     Refused { status: u16, code: String },
+    /// A read that answered 2xx (searches).
+    Answered { status: u16 },
 }
 
 pub struct Recorder {
@@ -46,6 +48,7 @@ impl Recorder {
                 key
             }
             Outcome::Refused { status, code } => format!("{status} {code}"),
+            Outcome::Answered { status } => format!("{status} ok"),
         };
         *self.by_outcome.entry(key).or_default() += 1;
     }
