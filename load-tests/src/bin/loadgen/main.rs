@@ -81,8 +81,10 @@ enum Scenario {
         /// Stays booked before the searches start (spread over the hotels and the year).
         #[arg(long, default_value_t = 20_000)]
         stays: usize,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
+        /// Concurrent clients; a list (`16,64`) runs one phase per count on the same hotels.
+        #[arg(long, value_delimiter = ',', default_value = "64")]
+        clients: Vec<usize>,
+        /// Per phase.
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
         /// Hotels per page of results.
@@ -162,14 +164,23 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         }
         Scenario::HotelSearch { hotels, cities, stays, clients, duration_secs, page } => {
             let setup = HotelSetup::create(&api, hotels.max(1), cities.max(1), stays).await?;
-            let (rec, elapsed) = setup.search(&api, clients.max(1), Duration::from_secs(duration_secs), page).await;
-            let label = format!("hotel search, {hotels} hotels in {cities} cities, {clients} clients, {page} per page");
-            let mut v = rec.report(&label, elapsed, elapsed);
-            v["searches_per_sec"] = v["requests_per_sec"].clone();
-            v["stays_booked_before"] = json!(setup.booked);
-            let unexpected = rec.unexpected(&["ok"]);
-            v["unexpected_answers"] = json!(unexpected);
-            (v, setup.acked, unexpected == 0)
+            let mut phases = Vec::new();
+            let mut ok = true;
+            for c in clients.iter().map(|c| (*c).max(1)) {
+                let (rec, elapsed) = setup.search(&api, c, Duration::from_secs(duration_secs), page).await;
+                let label = format!("hotel search, {hotels} hotels in {cities} cities, {c} clients, {page} per page");
+                let mut v = rec.report(&label, elapsed, elapsed);
+                v["searches_per_sec"] = v["requests_per_sec"].clone();
+                v["stays_booked_before"] = json!(setup.booked);
+                let unexpected = rec.unexpected(&["ok"]);
+                v["unexpected_answers"] = json!(unexpected);
+                ok &= unexpected == 0;
+                if !args.json {
+                    stats::print_human(&v);
+                }
+                phases.push(v);
+            }
+            (json!({"scenario": "hotel search", "phases": phases}), setup.acked, ok)
         }
         Scenario::ManyResources { count, concurrency, server_pid } => {
             let v = many_resources(&api, count, concurrency.max(1), server_pid).await?;
@@ -178,7 +189,9 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         }
         Scenario::Check => (json!({"scenario": "check"}), Vec::new(), true),
     };
-    if !args.json && report["scenario"] == "many resources" {
+    if !args.json && report["scenario"] == "hotel search" {
+        // Printed phase by phase above.
+    } else if !args.json && report["scenario"] == "many resources" {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !args.json && report["scenario"] != "check" {
         stats::print_human(&report);
