@@ -869,3 +869,96 @@ async fn overview(store: Arc<dyn Store>) {
         }
     );
 }
+
+#[tokio::test]
+async fn memory_store_keeps_dashboard_counters_conformingly() {
+    dashboard_counters(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_dashboard_counters_conformingly() {
+    let db = TestDb::new();
+    dashboard_counters(Arc::new(store_of(&db).await)).await;
+}
+
+/// The counters the state machine emits are added up per day across batches, read back by
+/// range, and the bookings a feed replay asks for come back whatever their status.
+async fn dashboard_counters(store: Arc<dyn Store>) {
+    use engine::domain::ingest::{IngestAction, IngestEvent, IngestStatus};
+    use jiff::civil::date;
+    let owner = UserId::new_v7();
+    let now = t0();
+    let spec = fixtures::hotel(owner, "Counting Hotel", "Porto", 2, 0);
+    let (double, room) = match &spec.kind {
+        KindSpec::Hotel(h) => (h.room_types[0].id, h.rooms[0].id),
+        _ => unreachable!(),
+    };
+    let id = ResourceId::new_v7();
+    let mut state = ResourceState::create(id, spec).expect("hotel");
+    let mut version = 0;
+    flush(&*store, &mut state, &mut version, now).await.expect("create");
+
+    // A client's three nights over a month end (100.00 a night), then the feed books and
+    // cancels single nights, in two batches.
+    let client = UserId::new_v7();
+    let stay = BookingRequest::Stay {
+        room_type_id: double,
+        room_id: Some(room),
+        check_in: date(2030, 1, 30),
+        check_out: date(2030, 2, 2),
+        guests: 2,
+    };
+    let cmd = Command::Hold {
+        booking_id: BookingId::new_v7(),
+        user_id: client,
+        request: stay,
+        confirm: true,
+        by: Requester::Client(client),
+    };
+    state.apply(cmd, None, now).expect("stay");
+    let ev = |key: &str, room: &str, night, action| IngestEvent {
+        key: key.into(),
+        booking_id: BookingId::new_v7(),
+        room: room.into(),
+        night,
+        action,
+    };
+    let by = Requester::Owner(owner);
+    let first = vec![
+        ev("a", "102", date(2030, 1, 31), IngestAction::Book),
+        ev("b", "102", date(2030, 2, 1), IngestAction::Book),
+    ];
+    let booked_b = first[1].booking_id;
+    let out = state.apply(Command::Ingest { events: first, by }, None, now).expect("ingest");
+    assert!(matches!(&out, Outcome::Ingested { results } if results.iter().all(|r| r.status == IngestStatus::Booked)));
+    flush(&*store, &mut state, &mut version, now).await.expect("batch 1");
+    let second = vec![ev("c", "102", date(2030, 2, 1), IngestAction::Cancel)];
+    state.apply(Command::Ingest { events: second, by }, None, now).expect("cancel");
+    flush(&*store, &mut state, &mut version, now).await.expect("batch 2");
+
+    let got = store.daily_stats(id, date(2030, 1, 1), date(2031, 1, 1)).await.expect("stats");
+    let rows: Vec<(String, i64, i64, i64, i64)> = got
+        .iter()
+        .map(|d| (d.day.to_string(), d.booked_units, d.booked_minor, d.cancelled_units, d.cancelled_minor))
+        .collect();
+    // 30,000 over three nights: 10,000 each; the feed's nights are 100.00 each.
+    assert_eq!(
+        rows,
+        vec![
+            ("2030-01-30".to_owned(), 1, 10_000, 0, 0),
+            ("2030-01-31".to_owned(), 2, 20_000, 0, 0),
+            ("2030-02-01".to_owned(), 1, 10_000, 1, 10_000),
+        ]
+    );
+    // Ranges are half-open and per resource.
+    let feb = store.daily_stats(id, date(2030, 2, 1), date(2030, 3, 1)).await.expect("feb");
+    assert_eq!(feb.len(), 1);
+    assert!(
+        store.daily_stats(ResourceId::new_v7(), date(2030, 1, 1), date(2031, 1, 1)).await.expect("other").is_empty()
+    );
+
+    let found = store.load_bookings(id, vec![booked_b, BookingId::new_v7()]).await.expect("load");
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].id, found[0].status), (booked_b, BookingStatus::Cancelled));
+    assert!(store.load_bookings(ResourceId::new_v7(), vec![booked_b]).await.expect("other").is_empty());
+}
