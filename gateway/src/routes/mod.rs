@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod dashboard;
+pub mod dashboard_page;
 pub mod health;
 pub mod ingest;
 pub mod payments;

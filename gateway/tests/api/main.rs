@@ -16,3 +16,4 @@ mod payments;
 mod rate_limits;
 mod roles;
 mod shutdown;
+mod web_page;
