@@ -38,6 +38,8 @@ use uuid::Uuid;
 pub const INGEST_MAX_BODY: usize = 512 * 1024;
 /// Longest room reference a feed may send.
 pub const MAX_ROOM_REF_CHARS: usize = 64;
+/// Most distinct hotels in one request (each is one actor command, run in parallel).
+pub const MAX_HOTELS_PER_REQUEST: usize = 100;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(ingest);
@@ -200,6 +202,13 @@ fn check(events: Vec<FeedEvent>, batch: bool) -> Result<Vec<Checked>, ApiError> 
             });
         }
     }
+    let hotels: std::collections::HashSet<ResourceId> = out.iter().map(|c| c.hotel).collect();
+    if hotels.len() > MAX_HOTELS_PER_REQUEST {
+        errors.push(FieldError {
+            field: "body".into(),
+            message: format!("events for at most {MAX_HOTELS_PER_REQUEST} hotels per request"),
+        });
+    }
     if errors.is_empty() { Ok(out) } else { Err(ApiError::validation(errors)) }
 }
 
@@ -247,7 +256,7 @@ async fn feed_hotel(
     tag = "ingest",
     operation_id = "ingest_events",
     summary = "Channel-manager feed: bookings and cancellations of room-nights",
-    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Only the hotel's owner or an admin; events for other hotels are rejected as `resource_not_found`. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
+    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Only the hotel's owner or an admin; events for other hotels are rejected as `resource_not_found`. Events for at most 100 hotels per request. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
     request_body(content = Vec<FeedEvent>, example = json!([{"hotel_id": "0190f1c2-0000-7000-8000-000000000001", "timestamp": "2028-01-15T10:00:00Z", "rpg_status": 1, "room_id": 101, "night_of_stay": "2028-02-29"}])),
     responses(
         (status = 200, description = "One result per event, in order", body = IngestResponse),
@@ -336,6 +345,16 @@ mod tests {
         assert_eq!(fields, ["[0].rpg_status", "[0].timestamp", "[0].room_id"]);
         let e = parse(br#"{"hotel_id": 7}"#).err().expect("shape");
         assert_eq!(e.code, "validation_failed");
+        let many: Vec<serde_json::Value> = (0..=MAX_HOTELS_PER_REQUEST as u128)
+            .map(|h| {
+                serde_json::json!({"hotel_id": Uuid::from_u128(h + 1), "timestamp": "2028-01-01T00:00:00Z",
+                    "rpg_status": 1, "room_id": 1, "night_of_stay": "2028-01-02"})
+            })
+            .collect();
+        let body = serde_json::to_vec(&many).expect("json");
+        let e = parse(&body).and_then(|(ev, batch)| check(ev, batch)).err().expect("too many hotels");
+        assert_eq!(e.errors[0].field, "body");
+        assert!(check(parse(&body).expect("parse").0.into_iter().skip(1).collect(), true).is_ok());
         assert_eq!(room_ref(&serde_json::json!(101)).as_deref(), Some("101"));
         assert_eq!(room_ref(&serde_json::json!(-1)), None);
         assert_eq!(room_ref(&serde_json::json!("")), None);
