@@ -373,6 +373,28 @@ impl Handler<Exec> for ResourceActor {
             }
             return;
         }
+        // A feed replay names bookings that may have left memory (cancelled, completed): fetch
+        // those the store has, so the replay finds them instead of creating them again.
+        let missing: Vec<_> = msg.cmd.ingest_refs().into_iter().filter(|b| state.booking(*b).is_none()).collect();
+        if !missing.is_empty() {
+            let fut = self.store.load_bookings(self.id, missing);
+            ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+                Ok(found) => {
+                    if let Some(s) = act.state.as_mut() {
+                        for b in found {
+                            s.admit_inactive(b);
+                        }
+                    }
+                    act.decide(msg, ctx);
+                }
+                Err(e) => {
+                    if let Some(tx) = msg.reply {
+                        let _ = tx.send(Err(EngineError::StoreUnavailable(e.to_string())));
+                    }
+                }
+            }));
+            return;
+        }
         // A command about a booking that left memory (finished, or older than this actor)
         // first fetches it, holding the mailbox so decisions stay in order.
         if let Some(bid) = msg.cmd.booking_ref().filter(|b| state.booking(*b).is_none()) {

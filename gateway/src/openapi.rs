@@ -39,6 +39,8 @@ pub const DOCS_PATH: &str = "/docs/";
         (name = "waitlist", description = "Waitlists of sold-out resources and their offers"),
         (name = "payments", description = "Paying for held bookings and the provider's webhook"),
         (name = "admin", description = "Admin-only operations"),
+        (name = "dashboard", description = "Owners' figures per day or month: bookings, cancellations, revenue, capacity used"),
+        (name = "ingest", description = "Channel-manager feed of booked and cancelled room-nights"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

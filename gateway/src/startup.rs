@@ -137,6 +137,7 @@ impl Application {
                 })
                 .into_app();
             app.route("/docs", web::get().to(docs_redirect))
+                .configure(crate::routes::dashboard_page::configure)
                 // Innermost first: a replayed or rate-limited answer is still counted and logged.
                 .wrap(from_fn(crate::idempotency::middleware))
                 .wrap(from_fn(crate::rate_limit::middleware))

@@ -3,7 +3,9 @@
 use super::booking::{Booking, BookingRequest, Requester, Transition, Wish};
 use super::error::DomainError;
 use super::ids::{BookingId, UserId, WaitlistEntryId};
+use super::ingest::{IngestEvent, IngestResult};
 use super::spec::ResourceSpec;
+use super::stats::DayStats;
 use super::waitlist::WaitlistEntry;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -75,12 +77,26 @@ pub enum Command {
         spec: ResourceSpec,
         by: Requester,
     },
+    /// A channel manager's events for this hotel (at most `MAX_INGEST_EVENTS`), each decided
+    /// on its own, in order: see `ingest.rs`.
+    Ingest {
+        events: Vec<IngestEvent>,
+        by: Requester,
+    },
     /// Expire lapsed holds and offers, complete finished bookings. Also done implicitly
     /// before every other command, so correctness never waits for a timer.
     Tick,
 }
 
 impl Command {
+    /// Bookings an `Ingest` may create: the shell loads those that exist in the store but not
+    /// in memory, so that a replayed event finds its booking instead of creating it again.
+    pub fn ingest_refs(&self) -> Vec<BookingId> {
+        match self {
+            Command::Ingest { events, .. } => events.iter().map(|e| e.booking_id).collect(),
+            _ => Vec::new(),
+        }
+    }
     /// The booking this command acts on, if any (the shell loads it if it is not in memory).
     pub fn booking_ref(&self) -> Option<BookingId> {
         match self {
@@ -111,6 +127,7 @@ impl Command {
             Command::AcceptOffer { .. } => "accept_offer",
             Command::DeclineOffer { .. } => "decline_offer",
             Command::UpdateSpec { .. } => "update_spec",
+            Command::Ingest { .. } => "ingest",
             Command::Tick => "tick",
         }
     }
@@ -127,7 +144,8 @@ impl Command {
             | Command::LeaveWaitlist { by, .. }
             | Command::AcceptOffer { by, .. }
             | Command::DeclineOffer { by, .. }
-            | Command::UpdateSpec { by, .. } => *by,
+            | Command::UpdateSpec { by, .. }
+            | Command::Ingest { by, .. } => *by,
             Command::Tick => Requester::System,
         }
     }
@@ -149,6 +167,10 @@ pub enum Outcome {
         booking: Booking,
     },
     SpecUpdated,
+    /// One result per event of an `Ingest`, in order.
+    Ingested {
+        results: Vec<IngestResult>,
+    },
     Ticked {
         expired: u32,
         completed: u32,
@@ -221,4 +243,6 @@ pub enum Change {
     Notify(Notification),
     /// Boxed for the same reason as `Spec`: it carries a whole outcome.
     Idempotency(Box<IdempotencyRecord>),
+    /// Add these counters to the resource's dashboard figures of that day (`stats.rs`).
+    Tally(DayStats),
 }

@@ -6,6 +6,7 @@ use super::ids::{BookingId, CategoryId};
 use super::inventory::{Inventory, Placement};
 use super::money::{Currency, MAX_UNIT_PRICE_MINOR, Money};
 use super::spec::check_name;
+use super::stats::TallyDay;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -300,6 +301,13 @@ impl Inventory for EventInventory {
             BookingItem::Tickets { quantity, .. } => u64::from(*quantity),
             _ => 0,
         }
+    }
+
+    fn tally_days(&self, item: &BookingItem, created_at: Timestamp) -> Vec<TallyDay> {
+        let BookingItem::Tickets { quantity, .. } = item else { return Vec::new() };
+        // The day of sale, in UTC: an event has no time zone of its own.
+        let day = jiff::tz::TimeZone::UTC.to_datetime(created_at).date();
+        vec![TallyDay { day, units: i64::from(*quantity), minutes: 0 }]
     }
 
     fn check_invariants(&self, active: &[(BookingId, &BookingItem)]) -> Result<(), String> {

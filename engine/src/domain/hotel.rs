@@ -7,6 +7,7 @@ use super::ids::{BookingId, RoomId, RoomTypeId};
 use super::inventory::{Inventory, Placement};
 use super::money::{Currency, MAX_UNIT_PRICE_MINOR, Money};
 use super::spec::check_name;
+use super::stats::TallyDay;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
@@ -440,6 +441,25 @@ impl HotelInventory {
         Ok(out)
     }
 
+    /// The room a channel feed names: by its number in this hotel, else by its id.
+    pub fn resolve_room(&self, name: &str) -> Option<&RoomSpec> {
+        let name = name.trim();
+        if let Some(r) = self.spec.rooms.iter().find(|r| r.number == name) {
+            return Some(r);
+        }
+        let id = uuid::Uuid::parse_str(name).ok()?;
+        self.layout.room_index.get(&RoomId(id)).and_then(|&p| self.spec.rooms.get(p))
+    }
+
+    /// The active stay on `room` that covers `night`, if any.
+    pub fn stay_on(&self, room: RoomId, night: Date) -> Option<BookingId> {
+        let stays = self.layout.room_index.get(&room).and_then(|&r| self.stays.get(r))?;
+        // Stays on one room never overlap: only the last one starting on or before the night
+        // can cover it.
+        let ((_, id), check_out) = stays.stays.range(..=(night, BookingId(uuid::Uuid::max()))).next_back()?;
+        (*check_out > night).then_some(*id)
+    }
+
     /// The hotel's local date at `now`.
     fn today(&self, now: Timestamp) -> Date {
         self.tz.to_datetime(now).date()
@@ -655,6 +675,19 @@ impl Inventory for HotelInventory {
             }
             _ => 0,
         }
+    }
+
+    fn tally_days(&self, item: &BookingItem, _created_at: Timestamp) -> Vec<TallyDay> {
+        let BookingItem::Stay { check_in, check_out, .. } = item else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut night = *check_in;
+        // A stay is at most MAX_STAY_NIGHTS long; the bound also guards against bad data.
+        while night < *check_out && out.len() <= MAX_STAY_NIGHTS as usize {
+            out.push(TallyDay { day: night, units: 1, minutes: 0 });
+            let Ok(next) = night.tomorrow() else { break };
+            night = next;
+        }
+        out
     }
 
     fn check_invariants(&self, active: &[(BookingId, &BookingItem)]) -> Result<(), String> {

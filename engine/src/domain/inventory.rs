@@ -6,6 +6,7 @@ use super::booking::{BookingItem, BookingRequest, Wish};
 use super::error::DomainError;
 use super::ids::BookingId;
 use super::money::Money;
+use super::stats::TallyDay;
 use jiff::Timestamp;
 
 /// A request that fits: the concrete thing to occupy and its price.
@@ -44,6 +45,10 @@ pub trait Inventory {
 
     /// Capacity units `item` takes: tickets count, nights of a stay, 1 per appointment.
     fn units(&self, item: &BookingItem) -> u64;
+
+    /// The days a booked `item` counts on in the dashboard, with its units and minutes there
+    /// (see `stats.rs`). `created_at` is when the booking was first placed.
+    fn tally_days(&self, item: &BookingItem, created_at: Timestamp) -> Vec<TallyDay>;
 
     /// Self-check for tests and simulation: the index agrees with the active bookings given
     /// and no capacity rule is broken. Returns a description of the first violation.

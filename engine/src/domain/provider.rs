@@ -6,6 +6,7 @@ use super::error::{DomainError, Problems, SpecError};
 use super::ids::BookingId;
 use super::inventory::{Inventory, Placement};
 use super::money::{Currency, MAX_UNIT_PRICE_MINOR, Money};
+use super::stats::TallyDay;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
@@ -333,6 +334,12 @@ impl ProviderInventory {
         Money::new(self.spec.price_minor, self.spec.currency)
     }
 
+    /// Minutes of working hours on local `date` (weekly hours or that date's override), for
+    /// the utilisation figures of the dashboard.
+    pub fn scheduled_minutes(&self, date: Date) -> i64 {
+        self.intervals_on(date).iter().map(|iv| i64::from(iv.end_minute) - i64::from(iv.start_minute)).sum()
+    }
+
     fn intervals_on(&self, date: Date) -> &[LocalInterval] {
         if let Some(ivs) = self.overrides.get(&date) {
             return ivs;
@@ -520,6 +527,12 @@ impl Inventory for ProviderInventory {
             BookingItem::Appointment { .. } => 1,
             _ => 0,
         }
+    }
+
+    fn tally_days(&self, item: &BookingItem, _created_at: Timestamp) -> Vec<TallyDay> {
+        let BookingItem::Appointment { starts_at, ends_at } = item else { return Vec::new() };
+        let minutes = starts_at.duration_until(*ends_at).as_mins().max(0);
+        vec![TallyDay { day: self.local_date(*starts_at), units: 1, minutes }]
     }
 
     fn check_invariants(&self, active: &[(BookingId, &BookingItem)]) -> Result<(), String> {

@@ -13,9 +13,11 @@ use super::error::{DomainError, SpecError};
 use super::event::{EventAvailability, EventInventory};
 use super::hotel::{HotelInventory, RoomTypeAvailability};
 use super::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
+use super::ingest::{INGEST_KEY_PREFIX, INGEST_SCOPE, IngestAction, IngestEvent, IngestResult, MAX_INGEST_EVENTS};
 use super::inventory::{Inventory, Placement};
 use super::provider::{ProviderInventory, Slot};
 use super::spec::{KindSpec, ResourceKind, ResourceSpec};
+use super::stats::{DayStats, share};
 use super::waitlist::{MAX_ACTIVE_ENTRIES, WaitlistEntry, WaitlistStatus};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -135,6 +137,11 @@ fn fingerprint(cmd: &Command) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// Confirmed and completed bookings are "booked" in the dashboard (see `stats.rs`).
+fn counts_as_booked(s: BookingStatus) -> bool {
+    matches!(s, BookingStatus::Confirmed | BookingStatus::Completed)
 }
 
 fn check_text(field: &str, s: &str, max: usize) -> Result<(), DomainError> {
@@ -360,6 +367,7 @@ impl ResourceState {
             Command::AcceptOffer { entry_id, payment_ref, by } => self.accept(entry_id, payment_ref, by, now),
             Command::DeclineOffer { entry_id, by } => self.decline(entry_id, by, now),
             Command::UpdateSpec { spec, by } => self.update_spec(spec, by, now),
+            Command::Ingest { events, by } => self.ingest(events, by, now),
             Command::Tick => Ok(Outcome::Ticked { expired: 0, completed: 0 }),
         }
     }
@@ -582,6 +590,7 @@ impl ResourceState {
         self.kind.inv_mut().take(id, &item);
         let old_units = self.kind.inv().units(&old_item);
         let new_units = self.kind.inv().units(&item);
+        let before = self.bookings.get(&id).cloned().filter(|_| status == BookingStatus::Confirmed);
         if let Some(bm) = self.bookings.get_mut(&id) {
             // Re-index under the new item: completion time and unit counts may change.
             self.completions.remove(&(self.kind.inv().ends_at(&old_item), id));
@@ -604,6 +613,11 @@ impl ResourceState {
             by,
             reason: "rescheduled".into(),
         }));
+        if let (Some(old), Some(new)) = (before, self.bookings.get(&id).cloned()) {
+            // The dashboard moves the booking from its old days to its new ones.
+            self.tally(&old, -1, false);
+            self.tally(&new, 1, false);
+        }
         self.notify(NotificationKind::Rescheduled, user, Some(id), None, now);
         self.offer_freed(now);
         Ok(self.booking_outcome(id))
@@ -716,6 +730,124 @@ impl ResourceState {
         let entry = self.finish_entry(entry_id, WaitlistStatus::Declined, now);
         self.offer_freed(now);
         entry.map(|entry| Outcome::WaitlistEntry { entry }).ok_or(DomainError::WaitlistEntryNotFound)
+    }
+
+    fn ingest(&mut self, events: Vec<IngestEvent>, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+        if matches!(by, Requester::Client(_)) {
+            return Err(DomainError::validation("by", "only the hotel's owner or an admin sends its feed"));
+        }
+        if !matches!(self.kind, Kind::Hotel(_)) {
+            return Err(DomainError::WrongResourceKind { kind: self.kind.kind().as_str().into() });
+        }
+        if events.len() > MAX_INGEST_EVENTS {
+            return Err(DomainError::validation("events", format!("at most {MAX_INGEST_EVENTS} events at once")));
+        }
+        for (i, e) in events.iter().enumerate() {
+            if e.key.is_empty() || e.key.len() > 100 || !e.key.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(DomainError::validation(format!("events[{i}].key"), "1 to 100 visible ASCII characters"));
+            }
+        }
+        let results = events.into_iter().map(|e| self.ingest_one(e, by, now)).collect();
+        Ok(Outcome::Ingested { results })
+    }
+
+    /// One feed event. Refusals and cancellations are remembered under the event's key; a
+    /// booking is found again by its id.
+    fn ingest_one(&mut self, e: IngestEvent, by: Requester, now: Timestamp) -> IngestResult {
+        let rec_key = (INGEST_SCOPE.to_owned(), e.key.clone());
+        if let Some(rec) = self.idempotency.get(&rec_key) {
+            return match (&rec.result, e.action) {
+                (Ok(Outcome::Booking { booking }), IngestAction::Cancel) => IngestResult::cancelled(booking.id),
+                (Ok(Outcome::Booking { booking }), IngestAction::Book) => IngestResult::booked(booking.id),
+                (Err(err), _) => IngestResult::rejected(err),
+                (Ok(_), _) => IngestResult::rejected(&DomainError::BookingNotFound),
+            };
+        }
+        if e.action == IngestAction::Book && self.bookings.contains_key(&e.booking_id) {
+            return IngestResult::booked(e.booking_id);
+        }
+        let result = match e.action {
+            IngestAction::Book => self.ingest_book(&e, now),
+            IngestAction::Cancel => self.ingest_cancel(&e, by, now),
+        };
+        match (&result, e.action) {
+            // A booking is its own record (found again by id).
+            (Ok(_), IngestAction::Book) => {}
+            _ => {
+                let rec = IdempotencyRecord {
+                    scope: INGEST_SCOPE.to_owned(),
+                    key: e.key.clone(),
+                    fingerprint: INGEST_SCOPE.to_owned(),
+                    result: result.clone(),
+                    at: now,
+                };
+                self.idempotency_order.push_back((now, rec_key.0.clone(), rec_key.1.clone()));
+                self.idempotency.insert(rec_key, rec.clone());
+                self.changes.push(Change::Idempotency(Box::new(rec)));
+            }
+        }
+        match (result, e.action) {
+            (Ok(Outcome::Booking { booking }), IngestAction::Book) => IngestResult::booked(booking.id),
+            (Ok(Outcome::Booking { booking }), IngestAction::Cancel) => IngestResult::cancelled(booking.id),
+            (Err(err), _) => IngestResult::rejected(&err),
+            (Ok(_), _) => IngestResult::rejected(&DomainError::BookingNotFound),
+        }
+    }
+
+    /// A one-night stay in the named room, confirmed at once, for the hotel's owner (the
+    /// guest is the channel's customer, not one of our users: no notification is written).
+    fn ingest_book(&mut self, e: &IngestEvent, now: Timestamp) -> Result<Outcome, DomainError> {
+        let Kind::Hotel(h) = &self.kind else { return Err(DomainError::WrongResourceKind { kind: "hotel".into() }) };
+        let (room_id, room_type_id) = h
+            .resolve_room(&e.room)
+            .map(|r| (r.id, r.room_type_id))
+            .ok_or_else(|| DomainError::validation("room_id", "no such room in this hotel"))?;
+        if self.active_bookings() >= MAX_ACTIVE_BOOKINGS as u64 {
+            return Err(DomainError::TooManyActiveBookings);
+        }
+        let check_out = e.night.tomorrow().map_err(|_| DomainError::validation("night_of_stay", "out of range"))?;
+        let request =
+            BookingRequest::Stay { room_type_id, room_id: Some(room_id), check_in: e.night, check_out, guests: 1 };
+        let Placement { item, amount } = self.kind.inv().place(&request, now)?;
+        let booking = Booking {
+            id: e.booking_id,
+            resource_id: self.id,
+            user_id: self.owner_id,
+            item,
+            status: BookingStatus::Confirmed,
+            amount,
+            hold_expires_at: None,
+            payment_ref: None,
+            refunded_minor: 0,
+            waitlist_entry_id: None,
+            idempotency_key: Some(format!("{INGEST_KEY_PREFIX}{}", e.key)),
+            created_at: now,
+            updated_at: now,
+        };
+        self.insert_booking(booking, Requester::Owner(self.owner_id), "booked by the channel feed", now);
+        Ok(self.booking_outcome(e.booking_id))
+    }
+
+    /// Cancels the feed's one-night stay on that room and night; a stay booked any other way
+    /// (a client's, a longer one) is not the feed's to cancel: "not found".
+    fn ingest_cancel(&mut self, e: &IngestEvent, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
+        let Kind::Hotel(h) = &self.kind else { return Err(DomainError::WrongResourceKind { kind: "hotel".into() }) };
+        let room_id = h
+            .resolve_room(&e.room)
+            .map(|r| r.id)
+            .ok_or_else(|| DomainError::validation("room_id", "no such room in this hotel"))?;
+        let id = h.stay_on(room_id, e.night).ok_or(DomainError::BookingNotFound)?;
+        let b = self.bookings.get(&id).ok_or(DomainError::BookingNotFound)?;
+        let from_feed = b.user_id == self.owner_id
+            && b.idempotency_key.as_deref().is_some_and(|k| k.starts_with(INGEST_KEY_PREFIX))
+            && matches!(b.item, BookingItem::Stay { check_in, .. } if check_in == e.night)
+            && b.status == BookingStatus::Confirmed;
+        if !from_feed {
+            return Err(DomainError::BookingNotFound);
+        }
+        self.set_status(id, BookingStatus::Cancelled, by, "cancelled by the channel feed", now);
+        self.offer_freed(now);
+        Ok(self.booking_outcome(id))
     }
 
     fn update_spec(&mut self, spec: ResourceSpec, by: Requester, now: Timestamp) -> Result<Outcome, DomainError> {
@@ -860,6 +992,9 @@ impl ResourceState {
             by,
             reason: reason.to_owned(),
         }));
+        if counts_as_booked(b.status) {
+            self.tally(&b, 1, false);
+        }
         self.bookings.insert(b.id, b);
     }
 
@@ -887,7 +1022,32 @@ impl ResourceState {
             by,
             reason: reason.to_owned(),
         }));
+        // Dashboard counters follow, after the row and its history.
+        match (counts_as_booked(from), counts_as_booked(to)) {
+            (false, true) => self.tally(&b, 1, false),
+            (true, false) => self.tally(&b, -1, to == BookingStatus::Cancelled),
+            _ => {}
+        }
         self.bookings.insert(id, b);
+    }
+
+    /// Dashboard counters for `b` entering (`sign` 1) or leaving (-1) "booked", and, with
+    /// `cancelled`, entering the cancelled figures. The amount is spread over the days.
+    fn tally(&mut self, b: &Booking, sign: i64, cancelled: bool) {
+        let days = self.kind.inv().tally_days(&b.item, b.created_at);
+        let n = days.len();
+        for (i, d) in days.into_iter().enumerate() {
+            let minor = share(b.amount.amount_minor, n, i);
+            let mut t = DayStats::zero(d.day);
+            t.booked_units = sign * d.units;
+            t.booked_minutes = sign * d.minutes;
+            t.booked_minor = sign * minor;
+            if cancelled {
+                t.cancelled_units = d.units;
+                t.cancelled_minor = minor;
+            }
+            self.changes.push(Change::Tally(t));
+        }
     }
 
     fn set_payment(&mut self, id: BookingId, payment_ref: Option<String>) {

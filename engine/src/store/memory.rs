@@ -11,10 +11,12 @@ use crate::domain::command::{Change, IdempotencyRecord, Notification};
 use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
 use crate::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use crate::domain::state::{Counters, IDEMPOTENCY_RETENTION_SECS};
+use crate::domain::stats::DayStats;
 use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
+use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -51,6 +53,7 @@ pub struct MemoryData {
     pub waitlist: HashMap<WaitlistEntryId, WaitlistEntry>,
     pub outbox: Vec<Notification>,
     pub idempotency: HashMap<(ResourceId, String, String), IdempotencyRecord>,
+    pub daily_stats: BTreeMap<(ResourceId, Date), DayStats>,
 }
 
 impl MemoryData {
@@ -115,6 +118,9 @@ impl MemoryStore {
                 Change::Idempotency(r) => {
                     data.idempotency.insert((batch.resource_id, r.scope.clone(), r.key.clone()), *r);
                 }
+                Change::Tally(t) => {
+                    data.daily_stats.entry((batch.resource_id, t.day)).or_insert_with(|| DayStats::zero(t.day)).add(&t);
+                }
             }
         }
         if let Some(r) = data.resources.get_mut(&batch.resource_id) {
@@ -126,6 +132,30 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn load_bookings(&self, resource_id: ResourceId, ids: Vec<BookingId>) -> StoreFuture<Vec<Booking>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let d = this.lock();
+            Ok(ids
+                .iter()
+                .filter_map(|id| d.bookings.get(id))
+                .filter(|b| b.resource_id == resource_id)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn daily_stats(&self, resource_id: ResourceId, from: Date, to: Date) -> StoreFuture<Vec<DayStats>> {
+        let this = self.clone();
+        Box::pin(async move {
+            if from >= to {
+                return Ok(Vec::new());
+            }
+            let d = this.lock();
+            Ok(d.daily_stats.range((resource_id, from)..(resource_id, to)).map(|(_, s)| *s).collect())
+        })
+    }
+
     fn load(&self, id: ResourceId) -> StoreFuture<Option<LoadedResource>> {
         let this = self.clone();
         Box::pin(async move {

@@ -13,8 +13,10 @@ use crate::domain::command::{Change, IdempotencyRecord};
 use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
 use crate::domain::spec::{ResourceKind, ResourceSpec};
 use crate::domain::state::Counters;
+use crate::domain::stats::DayStats;
 use crate::domain::waitlist::WaitlistEntry;
 use jiff::Timestamp;
+use jiff::civil::Date;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -144,6 +146,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Any booking of the resource, whatever its status.
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>>;
+
+    /// Those of `ids` that are bookings of the resource, whatever their status (for a feed
+    /// replay: `Command::ingest_refs`). At most 1000 ids are asked for at once.
+    fn load_bookings(&self, resource_id: ResourceId, ids: Vec<BookingId>) -> StoreFuture<Vec<Booking>>;
+
+    /// The resource's dashboard counters for the days in `[from, to)` that have any, by day
+    /// ascending (days never touched are absent: callers zero-fill).
+    fn daily_stats(&self, resource_id: ResourceId, from: Date, to: Date) -> StoreFuture<Vec<DayStats>>;
 
     /// Which resource a booking belongs to (for routing commands that name only the booking).
     fn locate_booking(&self, booking_id: BookingId) -> StoreFuture<Option<ResourceId>>;

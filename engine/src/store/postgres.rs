@@ -16,6 +16,7 @@ use crate::domain::ids::{BookingId, CategoryId, ResourceId, RoomId, RoomTypeId, 
 use crate::domain::money::{Currency, Money};
 use crate::domain::provider::{DateOverride, DayHours, LocalInterval, ProviderSpec};
 use crate::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
+use crate::domain::stats::DayStats;
 use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
@@ -426,6 +427,17 @@ SELECT $1, u.s, u.k, u.f, u.r, u.at
 FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) AS u(s, k, f, r, at)
 ON CONFLICT DO NOTHING";
 
+const UPSERT_DAILY_STATS: &str = "
+INSERT INTO daily_stats AS d (resource_id, day, booked_units, booked_minutes, booked_minor, cancelled_units, cancelled_minor)
+SELECT $1, u.day, u.bu, u.bm, u.bx, u.cu, u.cx
+FROM unnest($2::date[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) AS u(day, bu, bm, bx, cu, cx)
+ON CONFLICT (resource_id, day) DO UPDATE SET
+    booked_units = d.booked_units + EXCLUDED.booked_units,
+    booked_minutes = d.booked_minutes + EXCLUDED.booked_minutes,
+    booked_minor = d.booked_minor + EXCLUDED.booked_minor,
+    cancelled_units = d.cancelled_units + EXCLUDED.cancelled_units,
+    cancelled_minor = d.cancelled_minor + EXCLUDED.cancelled_minor";
+
 fn role_of(r: &Requester) -> (&'static str, Option<Uuid>) {
     match r {
         Requester::Client(u) => ("client", Some(u.0)),
@@ -518,6 +530,7 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
     let mut history: Vec<&Transition> = Vec::new();
     let mut outbox: Vec<&Notification> = Vec::new();
     let mut idem: Vec<&IdempotencyRecord> = Vec::new();
+    let mut tallies: BTreeMap<Date, DayStats> = BTreeMap::new();
     for ch in &batch.changes {
         match ch {
             Change::Spec(_) => {}
@@ -538,6 +551,7 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
             },
             Change::Notify(n) => outbox.push(n),
             Change::Idempotency(r) => idem.push(r),
+            Change::Tally(t) => tallies.entry(t.day).or_insert_with(|| DayStats::zero(t.day)).add(t),
         }
     }
     // Created in this batch (their first transition is in it): COPY. Already stored: upsert.
@@ -612,6 +626,21 @@ async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreEr
         let at: Vec<Timestamp> = idem.iter().map(|r| r.at).collect();
         let stmt = tx.prepare_cached(INSERT_IDEMPOTENCY).await.map_err(db_err)?;
         tx.execute(&stmt, &[&rid, &s, &k, &f, &res, &at]).await.map_err(db_err)?;
+    }
+    tallies.retain(|_, t| !t.is_zero());
+    if !tallies.is_empty() {
+        // One upsert for the whole batch: a flash sale adds one row per day, not per booking.
+        let day: Vec<Date> = tallies.keys().copied().collect();
+        let col = |f: fn(&DayStats) -> i64| tallies.values().map(f).collect::<Vec<i64>>();
+        let (bu, bm, bx, cu, cx) = (
+            col(|t| t.booked_units),
+            col(|t| t.booked_minutes),
+            col(|t| t.booked_minor),
+            col(|t| t.cancelled_units),
+            col(|t| t.cancelled_minor),
+        );
+        let stmt = tx.prepare_cached(UPSERT_DAILY_STATS).await.map_err(db_err)?;
+        tx.execute(&stmt, &[&rid, &day, &bu, &bm, &bx, &cu, &cx]).await.map_err(db_err)?;
     }
     if batch.kind == ResourceKind::Event {
         // The database's own oversell guard: CHECK (taken <= capacity) on events.
@@ -1104,6 +1133,52 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
 }
 
 impl Store for PgStore {
+    fn load_bookings(&self, resource_id: ResourceId, ids: Vec<BookingId>) -> StoreFuture<Vec<Booking>> {
+        let this = self.clone();
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<Uuid> = ids.iter().map(|b| b.0).collect();
+            let c = this.client().await?;
+            let rows = c
+                .query(
+                    &format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ANY($1) AND resource_id = $2"),
+                    &[&ids, &resource_id.0],
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(booking_from_row).collect()
+        })
+    }
+
+    fn daily_stats(&self, resource_id: ResourceId, from: Date, to: Date) -> StoreFuture<Vec<DayStats>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let c = this.client().await?;
+            let stmt = c
+                .prepare_cached(
+                    "SELECT day, booked_units, booked_minutes, booked_minor, cancelled_units, cancelled_minor
+                     FROM daily_stats WHERE resource_id = $1 AND day >= $2 AND day < $3 ORDER BY day",
+                )
+                .await
+                .map_err(db_err)?;
+            let rows = c.query(&stmt, &[&resource_id.0, &from, &to]).await.map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DayStats {
+                        day: r.try_get(0).map_err(db_err)?,
+                        booked_units: r.try_get(1).map_err(db_err)?,
+                        booked_minutes: r.try_get(2).map_err(db_err)?,
+                        booked_minor: r.try_get(3).map_err(db_err)?,
+                        cancelled_units: r.try_get(4).map_err(db_err)?,
+                        cancelled_minor: r.try_get(5).map_err(db_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn load(&self, id: ResourceId) -> StoreFuture<Option<LoadedResource>> {
         Box::pin(load_resource(self.clone(), id))
     }

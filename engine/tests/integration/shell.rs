@@ -153,3 +153,51 @@ async fn two_processes_can_migrate_one_database_at_once() {
         b.list_resources(ResourceFilter { limit: 10, ..Default::default() }).await.expect("schema ready").is_empty()
     );
 }
+
+/// A replayed feed event whose booking left memory (cancelled, then evicted once durable; or
+/// the resource passivated and reloaded) must find it in the store, not book it again: a
+/// second insert of the same id would fail the whole commit.
+#[actix::test]
+async fn a_replayed_feed_event_finds_its_booking_in_the_store() {
+    use engine::domain::ingest::{IngestAction, IngestEvent, IngestStatus};
+    let store = Arc::new(MemoryStore::new());
+    let e = Engine::new(store.clone(), Arc::new(SystemClock), EngineConfig::default());
+    let owner = UserId::new_v7();
+    let mut spec = fixtures::hotel(owner, "Replay Hotel", "Faro", 1, 0);
+    if let engine::domain::spec::KindSpec::Hotel(h) = &mut spec.kind {
+        h.booking_horizon_days = 1_100;
+    }
+    let id = e.create(spec).await.expect("create");
+    let night = jiff::civil::date(2028, 2, 29);
+    let booking_id = BookingId::new_v7();
+    let ev = |key: &str, action| IngestEvent {
+        key: key.into(),
+        booking_id: if action == IngestAction::Book { booking_id } else { BookingId::new_v7() },
+        room: "101".into(),
+        night,
+        action,
+    };
+    let feed = |events| Command::Ingest { events, by: Requester::Owner(owner) };
+    let status = |o: Outcome| match o {
+        Outcome::Ingested { results } => results.iter().map(|r| (r.status, r.booking_id)).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let first = status(e.execute(id, feed(vec![ev("b", IngestAction::Book)]), None).await.expect("book"));
+    assert_eq!(first, vec![(IngestStatus::Booked, Some(booking_id))]);
+    let c = status(e.execute(id, feed(vec![ev("c", IngestAction::Cancel)]), None).await.expect("cancel"));
+    assert_eq!(c, vec![(IngestStatus::Cancelled, Some(booking_id))]);
+    // Let the actor go quiet (finished bookings leave memory), then replay.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let gone = e.read(id, move |s, _| s.booking(booking_id).is_none()).await.expect("read");
+    assert!(gone, "the cancelled booking left memory once durable");
+    let again = status(e.execute(id, feed(vec![ev("b", IngestAction::Book)]), None).await.expect("replay"));
+    assert_eq!(again, first);
+    let data = store.snapshot();
+    assert_eq!(data.bookings.values().filter(|b| b.resource_id == id).count(), 1, "no second booking");
+    let b = data.bookings.get(&booking_id).expect("the booking");
+    assert_eq!(b.status, engine::domain::booking::BookingStatus::Cancelled, "a replay must not revive it");
+    let day = data.daily_stats.get(&(id, night)).copied().expect("counters of the night");
+    assert_eq!((day.booked_units, day.cancelled_units), (0, 1), "booked once, cancelled once");
+    let free = e.read(id, move |s, now| s.hotel_availability(night, jiff::civil::date(2028, 3, 1), None, now)).await;
+    assert_eq!(free.expect("read").expect("availability")[0].free_rooms, 1, "the room is free again");
+}

@@ -3,7 +3,10 @@
 pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod dashboard;
+pub mod dashboard_page;
 pub mod health;
+pub mod ingest;
 pub mod payments;
 pub mod resources;
 pub mod waitlist;
@@ -21,6 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(bookings::configure)
             .configure(waitlist::configure)
             .configure(payments::configure)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(dashboard::configure)
+            .configure(ingest::configure),
     );
 }
