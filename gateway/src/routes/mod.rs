@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod deliveries;
 pub mod health;
 pub mod payments;
 pub mod resources;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(bookings::configure)
             .configure(waitlist::configure)
             .configure(payments::configure)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(deliveries::configure),
     );
 }

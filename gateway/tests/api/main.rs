@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod bookings;
+mod deliveries;
 mod flash_sale;
 mod health;
 mod helpers;

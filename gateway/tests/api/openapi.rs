@@ -43,6 +43,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/bookings/{id}/confirm"),
     ("post", "/api/v1/admin/bookings/{id}/refund"),
     ("get", "/api/v1/admin/overview"),
+    ("get", "/api/v1/admin/deliveries"),
+    ("get", "/api/v1/admin/deliveries/{id}"),
+    ("post", "/api/v1/admin/deliveries/{id}/retry"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
