@@ -3,5 +3,6 @@
 
 mod common;
 mod email;
+mod messages;
 mod queue;
 mod reminders;

@@ -106,6 +106,12 @@ async fn reminders_follow_the_booking_and_survive_a_restart() {
     let notices = rec.notices.lock().expect("lock").clone();
     let reminders: Vec<_> = notices.iter().filter(|n| n.kind.as_str() == "reminder").collect();
     assert!(reminders.iter().all(|n| n.booking.id == kept), "only the booking still confirmed is reminded");
+    let subjects: Vec<String> = reminders.iter().map(|n| bots::render::render(n).subject).collect();
+    assert!(subjects[0].starts_with("Reminder: Seaside in 24 hours (BK-"), "{subjects:?}");
+    assert!(subjects[1].starts_with("Reminder: Seaside in 1 hour (BK-"), "{subjects:?}");
+    let text = bots::render::render(reminders[1]).text;
+    let moved = moved_day.strftime("%a %d %b %Y").to_string();
+    assert!(text.contains(&format!("check-in {moved}")), "{text}");
     assert_eq!(reminders_of(&db, kept).await.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["sent", "sent"]);
 }
 
