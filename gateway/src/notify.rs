@@ -7,7 +7,7 @@ use crate::configuration::Settings;
 use bots::delivery::{Channel, DeliveryConfig, Notifier, NotifierHandle};
 use bots::email::{EmailChannel, SmtpConfig, TlsMode};
 use engine::SystemClock;
-use engine::store::postgres::PgStore;
+use engine::store::postgres::{PgConfig, PgStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,13 +96,18 @@ pub fn delivery_config(s: &Settings) -> Result<DeliveryConfig, String> {
         backoff_base: Duration::from_millis(s.delivery_backoff_base_ms),
         backoff_max: Duration::from_millis(s.delivery_backoff_max_ms),
         reminder_offsets_minutes: parse_offsets(&s.reminder_offsets_minutes)?,
+        send_concurrency: NOTIFIER_POOL_SIZE,
         ..DeliveryConfig::default()
     })
 }
 
+/// Connections of the notifier's own pool: delivery never takes connections the booking
+/// path's commits are waiting for.
+const NOTIFIER_POOL_SIZE: usize = 4;
+
 /// Starts the notifier when running on PostgreSQL; says at start what it will do.
-pub fn start(s: &Settings, pg: Option<&PgStore>) -> Result<Option<NotifierHandle>, String> {
-    let Some(pg) = pg else {
+pub async fn start(s: &Settings) -> Result<Option<NotifierHandle>, String> {
+    let Some(url) = &s.database_url else {
         tracing::warn!(
             "notifications are not delivered without DATABASE_URL: the in-memory store only keeps them in its outbox"
         );
@@ -128,11 +133,14 @@ pub fn start(s: &Settings, pg: Option<&PgStore>) -> Result<Option<NotifierHandle
             EmailChannel::log_only(&s.smtp_from).map_err(|e| e.to_string())?
         }
     };
+    let mut pg_cfg = PgConfig::new(url.expose());
+    pg_cfg.pool_size = NOTIFIER_POOL_SIZE;
+    let pg = PgStore::connect(&pg_cfg).await.map_err(|e| format!("notifier: {e}"))?;
     bots::delivery::describe_metrics();
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
     let cfg = delivery_config(s)?;
     tracing::info!(reminders_minutes = ?cfg.reminder_offsets_minutes, "notification delivery started");
-    Ok(Some(Notifier::new(pg.clone(), Arc::new(SystemClock), channels, cfg).spawn()))
+    Ok(Some(Notifier::new(pg, Arc::new(SystemClock), channels, cfg).spawn()))
 }
 
 #[cfg(test)]

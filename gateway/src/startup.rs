@@ -157,7 +157,7 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
-        let notifier = crate::notify::start(&settings, state.pg.as_ref()).map_err(StartupError::Bootstrap)?;
+        let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
         Ok(Application { port, server, state, notifier })
     }
 

@@ -131,6 +131,10 @@ pub struct DeliveryConfig {
     pub lease: Duration,
     /// Reminders before a confirmed booking starts, in minutes (e.g. 1440 and 60).
     pub reminder_offsets_minutes: Vec<i32>,
+    /// Deliveries sent at the same time by one notifier.
+    pub send_concurrency: usize,
+    /// Delivered records older than this are deleted (dead ones stay until an admin acts).
+    pub retention: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -143,6 +147,8 @@ impl Default for DeliveryConfig {
             backoff_max: Duration::from_secs(3600),
             lease: Duration::from_secs(300),
             reminder_offsets_minutes: vec![24 * 60, 60],
+            send_concurrency: 4,
+            retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -252,45 +258,59 @@ impl Notifier {
         Ok(PassReport { fanned_out, reminders_fired, sent, failed })
     }
 
-    /// Claims a batch of due deliveries and sends each; returns (delivered, failed).
+    /// Claims a batch of due deliveries and sends them (`send_concurrency` at a time); returns
+    /// (delivered, failed).
     pub async fn send_due(&self) -> Result<(usize, usize), DeliveryStoreError> {
-        let pool = self.pg.pool();
-        let now = self.clock.now();
-        let claimed = store::claim_due(pool, &self.channel_names(), &self.cfg, now).await?;
+        use futures::StreamExt;
+        let claimed = store::claim_due(self.pg.pool(), &self.channel_names(), &self.cfg, self.clock.now()).await?;
+        let results: Vec<Result<bool, DeliveryStoreError>> = futures::stream::iter(claimed)
+            .map(|d| self.attempt(d))
+            .buffer_unordered(self.cfg.send_concurrency.max(1))
+            .collect()
+            .await;
         let (mut sent, mut failed) = (0, 0);
-        for d in claimed {
-            let Some(channel) = self.channels.iter().find(|c| c.name() == d.channel) else { continue };
-            let result = match store::notice(pool, &self.pg, &d, self.clock.now()).await {
-                Ok(Some(notice)) => channel.deliver(&notice).await,
-                Ok(None) => Err(DeliveryError::Permanent("the booking or its recipient no longer exists".into())),
-                Err(e) => Err(DeliveryError::Transient(e.to_string())),
-            };
-            let at = self.clock.now();
-            let outcome = match result {
-                Ok(()) => {
-                    sent += 1;
-                    store::mark_delivered(pool, d.id, d.attempts, at).await?;
-                    "delivered"
-                }
-                Err(e) => {
-                    failed += 1;
-                    let permanent = matches!(e, DeliveryError::Permanent(_));
-                    if permanent || d.attempts >= self.cfg.max_attempts {
-                        tracing::warn!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, error = %e, "delivery dead-lettered");
-                        store::mark_dead(pool, d.id, d.attempts, &e.to_string(), at).await?;
-                        "dead"
-                    } else {
-                        let next = at + signed(backoff(&self.cfg, d.attempts));
-                        tracing::info!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, next_attempt_at = %next, error = %e, "delivery failed; will retry");
-                        store::mark_retry(pool, d.id, d.attempts, &e.to_string(), next, at).await?;
-                        metrics::counter!("delivery_retries_total", "channel" => d.channel.clone()).increment(1);
-                        "retry"
-                    }
-                }
-            };
-            metrics::counter!("deliveries_total", "channel" => d.channel.clone(), "outcome" => outcome).increment(1);
+        for r in results {
+            if r? {
+                sent += 1;
+            } else {
+                failed += 1;
+            }
         }
         Ok((sent, failed))
+    }
+
+    /// One attempt of one claimed delivery, and its recorded result; true if delivered.
+    async fn attempt(&self, d: store::Claimed) -> Result<bool, DeliveryStoreError> {
+        let pool = self.pg.pool();
+        let Some(channel) = self.channels.iter().find(|c| c.name() == d.channel) else { return Ok(false) };
+        let result = match store::notice(pool, &self.pg, &d, self.clock.now()).await {
+            Ok(Some(notice)) => channel.deliver(&notice).await,
+            Ok(None) => Err(DeliveryError::Permanent("the booking or its recipient no longer exists".into())),
+            Err(e) => Err(DeliveryError::Transient(e.to_string())),
+        };
+        let at = self.clock.now();
+        let (delivered, outcome) = match result {
+            Ok(()) => {
+                store::mark_delivered(pool, d.id, d.attempts, at).await?;
+                (true, "delivered")
+            }
+            Err(e) => {
+                let permanent = matches!(e, DeliveryError::Permanent(_));
+                if permanent || d.attempts >= self.cfg.max_attempts {
+                    tracing::warn!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, error = %e, "delivery dead-lettered");
+                    store::mark_dead(pool, d.id, d.attempts, &e.to_string(), at).await?;
+                    (false, "dead")
+                } else {
+                    let next = at + signed(backoff(&self.cfg, d.attempts));
+                    tracing::info!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, next_attempt_at = %next, error = %e, "delivery failed; will retry");
+                    store::mark_retry(pool, d.id, d.attempts, &e.to_string(), next, at).await?;
+                    metrics::counter!("delivery_retries_total", "channel" => d.channel.clone()).increment(1);
+                    (false, "retry")
+                }
+            }
+        };
+        metrics::counter!("deliveries_total", "channel" => d.channel.clone(), "outcome" => outcome).increment(1);
+        Ok(delivered)
     }
 
     /// Refreshes the delivery gauges from the database.
@@ -307,7 +327,7 @@ impl Notifier {
     pub fn spawn(self) -> NotifierHandle {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut last_gauges: Option<Instant> = None;
+            let (mut last_gauges, mut last_prune): (Option<Instant>, Option<Instant>) = (None, None);
             loop {
                 if *stopped.borrow() {
                     break;
@@ -319,6 +339,15 @@ impl Notifier {
                         false
                     }
                 };
+                if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                    let before = self.clock.now() - signed(self.cfg.retention);
+                    match store::prune_delivered(self.pg.pool(), before, 10_000).await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, "old delivered records pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "delivered records not pruned"),
+                    }
+                    last_prune = Some(Instant::now());
+                }
                 if last_gauges.is_none_or(|t| t.elapsed() >= Duration::from_secs(15)) {
                     if let Err(e) = self.refresh_gauges().await {
                         tracing::debug!(error = %e, "delivery gauges not refreshed");

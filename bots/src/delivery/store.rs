@@ -10,6 +10,7 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -76,43 +77,66 @@ pub async fn fan_out(
     if rows.is_empty() {
         return Ok(0);
     }
-    // Reminders are synced under a per-booking lock, taken in one order to avoid deadlocks.
-    let mut bookings: Vec<Uuid> = rows.iter().filter_map(|r| r.get::<_, Option<Uuid>>(4)).collect();
+    // Reminders exist only for confirmed bookings: a batch whose only news about a booking is
+    // a new hold or offer cannot change them. The others are synced under a per-booking lock,
+    // all taken in one statement in one order (no deadlock between two notifiers).
+    let mut bookings: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| !matches!(r.get::<_, &str>(2), "hold_created" | "offer_made"))
+        .filter_map(|r| r.get::<_, Option<Uuid>>(4))
+        .collect();
     bookings.sort_unstable();
     bookings.dedup();
-    for b in &bookings {
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", &[&b.to_string()]).await?;
+    if !bookings.is_empty() {
+        tx.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(b::text, 7)))
+             FROM (SELECT b FROM unnest($1::uuid[]) AS b ORDER BY b) AS s",
+            &[&bookings],
+        )
+        .await?;
     }
+    // The recipients of the whole batch in one read, its deliveries in one write.
+    let mut users: Vec<Uuid> = rows.iter().map(|r| r.get::<_, Uuid>(3)).collect();
+    users.sort_unstable();
+    users.dedup();
+    let recipients: HashMap<Uuid, Recipient> = tx
+        .query("SELECT id, name, email FROM users WHERE id = ANY($1)", &[&users])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), Recipient { user_id: r.get(0), name: r.get(1), email: Some(r.get(2)) }))
+        .collect();
     let mut ids = Vec::with_capacity(rows.len());
+    let mut d = NewDeliveries::default();
     for r in &rows {
         let id: i64 = r.get(0);
         ids.push(id);
-        let (resource_id, kind, user_id): (Uuid, String, Uuid) = (r.get(1), r.get(2), r.get(3));
-        let (booking_id, entry_id): (Option<Uuid>, Option<Uuid>) = (r.get(4), r.get(5));
-        let created_at: Timestamp = r.get(6);
-        match recipient(&tx, user_id).await? {
-            Some(to) => {
-                let prefix = format!("outbox:{id}");
-                let payload = json!({});
-                insert_deliveries(
-                    &tx,
-                    channels,
-                    &to,
-                    &prefix,
-                    &kind,
-                    resource_id,
-                    booking_id,
-                    entry_id,
-                    &payload,
-                    created_at,
-                    now,
-                )
-                .await?;
-            }
-            None => {
-                tracing::debug!(outbox_id = id, %user_id, "notification for a user without an account: not delivered")
-            }
+        let user_id: Uuid = r.get(3);
+        let Some(to) = recipients.get(&user_id) else {
+            tracing::debug!(outbox_id = id, %user_id, "notification for a user without an account: not delivered");
+            continue;
+        };
+        for ch in channels.iter().filter(|c| c.reaches(to)) {
+            d.keys.push(format!("outbox:{id}:{}", ch.name()));
+            d.channels.push(ch.name().to_owned());
+            d.kinds.push(r.get(2));
+            d.users.push(user_id);
+            d.resources.push(r.get(1));
+            d.bookings.push(r.get(4));
+            d.entries.push(r.get(5));
+            d.notified.push(r.get(6));
         }
+    }
+    if !d.keys.is_empty() {
+        tx.execute(
+            "INSERT INTO deliveries (dedupe_key, channel, kind, user_id, resource_id, booking_id, entry_id,
+                 status, attempts, next_attempt_at, notified_at, created_at, updated_at)
+             SELECT k, c, kd, u, r, b, e, 'pending', 0, $9, n, $9, $9
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[],
+                         $8::timestamptz[]) AS t(k, c, kd, u, r, b, e, n)
+             ON CONFLICT (dedupe_key) DO NOTHING",
+            &[&d.keys, &d.channels, &d.kinds, &d.users, &d.resources, &d.bookings, &d.entries, &d.notified, &now],
+        )
+        .await?;
     }
     for b in &bookings {
         sync_reminders(&tx, *b, cfg, now).await?;
@@ -121,6 +145,19 @@ pub async fn fan_out(
     tx.commit().await?;
     metrics::counter!("notifications_fanned_out_total").increment(ids.len() as u64);
     Ok(ids.len())
+}
+
+/// Columns of the deliveries one fan-out writes (one `unnest` insert).
+#[derive(Default)]
+struct NewDeliveries {
+    keys: Vec<String>,
+    channels: Vec<String>,
+    kinds: Vec<String>,
+    users: Vec<Uuid>,
+    resources: Vec<Uuid>,
+    bookings: Vec<Option<Uuid>>,
+    entries: Vec<Option<Uuid>>,
+    notified: Vec<Timestamp>,
 }
 
 /// A booking as reminders see it.
@@ -315,14 +352,16 @@ pub async fn claim_due(pool: &Pool, channels: &[String], cfg: &DeliveryConfig, n
 /// Everything a channel needs for a claimed delivery; `None` if its booking, resource or
 /// recipient is gone (a permanent failure).
 pub async fn notice(pool: &Pool, pg: &PgStore, d: &Claimed, now: Timestamp) -> Result<Option<Notice>> {
-    let client = pool.get().await?;
-    let Some(recipient) = recipient(&client, d.user_id).await? else { return Ok(None) };
     let Some(booking_id) = d.booking_id else { return Ok(None) };
+    // Before taking a connection of our own: the store takes one too (never hold two at once,
+    // or concurrent attempts could starve the pool).
     let booking = pg
         .load_booking(ResourceId(d.resource_id), BookingId(booking_id))
         .await
         .map_err(|e| DeliveryStoreError::Db(e.to_string()))?;
     let Some(booking) = booking else { return Ok(None) };
+    let client = pool.get().await?;
+    let Some(recipient) = recipient(&client, d.user_id).await? else { return Ok(None) };
     let Some(row) = client
         .query_opt(
             "SELECT r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at, e.ends_at, h.check_out_time
@@ -429,6 +468,20 @@ pub async fn mark_dead(pool: &Pool, id: i64, attempts: i32, error: &str, at: Tim
         )
         .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` delivered records delivered before `before` (oldest first). Safe for
+/// dedupe: their outbox rows are long gone, so nothing can fan them out again.
+pub async fn prune_delivered(pool: &Pool, before: Timestamp, limit: i64) -> Result<u64> {
+    Ok(pool
+        .get()
+        .await?
+        .execute(
+            "DELETE FROM deliveries WHERE id IN (
+                 SELECT id FROM deliveries WHERE status = 'delivered' AND delivered_at < $1 ORDER BY id LIMIT $2)",
+            &[&before, &limit],
+        )
+        .await?)
 }
 
 pub struct Gauges {

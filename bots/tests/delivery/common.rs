@@ -64,6 +64,7 @@ pub fn test_config() -> DeliveryConfig {
         backoff_max: Duration::from_secs(100),
         lease: Duration::from_secs(60),
         reminder_offsets_minutes: vec![24 * 60, 60],
+        ..DeliveryConfig::default()
     }
 }
 

@@ -157,4 +157,9 @@ async fn a_claim_whose_worker_died_comes_due_again_when_its_lease_ends() {
     // The dead worker's late result cannot overwrite the later attempt's.
     store::mark_dead(&pool, claimed[0].id, claimed[0].attempts, "late", clock.now()).await.expect("mark");
     assert_eq!(delivery_row(&db).await.1, "delivered");
+    // Old delivered records are pruned; younger ones stay.
+    assert_eq!(store::prune_delivered(&pool, clock.now(), 100).await.expect("prune"), 0);
+    let later = clock.now() + SignedDuration::from_secs(1);
+    assert_eq!(store::prune_delivered(&pool, later, 100).await.expect("prune"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM deliveries").await, 0);
 }
