@@ -231,3 +231,76 @@ async fn without_postgres_the_delivery_api_says_it_is_off() {
     let v: Value = res.json().await.expect("problem");
     assert_eq!(code(&v), "delivery_disabled");
 }
+
+#[actix_web::test]
+async fn two_gateways_on_one_database_send_each_email_once() {
+    let (port, mails) = smtp_server();
+    let first = spawn_with(|s| with_smtp(s, port)).await;
+    // A second server process on the same database, with its own notifier.
+    let mut s = Settings::local();
+    s.database_url = Some(Secret::new(&first.db.url));
+    s.db_pool_size = 8;
+    with_smtp(&mut s, port);
+    let second = Application::build(s).await.expect("the second gateway starts");
+    let second_addr = format!("http://127.0.0.1:{}", second.port());
+    actix_web::rt::spawn(second.run_until_stopped());
+
+    let owner = first.register("owner").await;
+    // One event per gateway: each resource has one deciding engine (two engines deciding for
+    // one resource fence each other off with 503s; that is the engine's business, not ours).
+    let event_a = first.create_event(&owner, 100).await;
+    let kind = serde_json::to_value(
+        engine::fixtures::event(engine::domain::ids::UserId::new_v7(), "x", 100, jiff::Timestamp::now()).kind,
+    )
+    .expect("json");
+    let res = first
+        .http
+        .post(format!("{second_addr}/api/v1/resources"))
+        .bearer_auth(&owner.token)
+        .json(&json!({"name": "Second Event", "kind": kind}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let event_b = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let mut booked = 0;
+    for i in 0..12 {
+        let client = first.register("client").await;
+        // Half of the bookings go through each gateway.
+        let (base, event) = if i % 2 == 0 { (first.addr.clone(), &event_a) } else { (second_addr.clone(), &event_b) };
+        let res = first
+            .http
+            .post(format!("{base}/api/v1/bookings"))
+            .bearer_auth(&client.token)
+            .json(&json!({"resource_id": event, "request": {"kind": "tickets", "quantity": 1}, "confirm": true}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::CREATED);
+        booked += 1;
+    }
+    let db = first.db.client().await;
+    eventually("every notification delivered", async || {
+        let left: i64 = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM deliveries WHERE status <> 'delivered')",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        (left == 0).then_some(())
+    })
+    .await;
+    // Delivered means sent: nothing can be sent after this point.
+    let mails = mails.lock().expect("lock").clone();
+    let parser = MessageParser::default();
+    let mut ids: Vec<String> = mails
+        .iter()
+        .map(|m| parser.parse(&m.data).and_then(|p| p.message_id().map(str::to_owned)).expect("message id"))
+        .collect();
+    assert_eq!(ids.len(), booked, "one email per booking");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), booked, "no email sent twice");
+}
