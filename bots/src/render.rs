@@ -146,7 +146,11 @@ fn wording(n: &Notice) -> (String, String, Option<String>) {
             "hold_created" => (
                 format!("Held for you: {name} ({r}), confirm by {expiry}"),
                 format!("Your booking at {name} is held for you."),
-                Some(format!("Pay or confirm by {expiry}; after that the hold lapses and the place goes to others.")),
+                Some(format!(
+                    "Pay or confirm by {expiry} (POST /api/v1/payments with booking_id {}); after that the hold \
+                     lapses and the place goes to others.",
+                    n.booking.id
+                )),
             ),
             "confirmed" => (
                 format!("Booking confirmed: {name} ({r})"),

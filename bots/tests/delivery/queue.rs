@@ -145,6 +145,9 @@ async fn a_claim_whose_worker_died_comes_due_again_when_its_lease_ends() {
     let cfg = test_config();
     let n = notifier(&db, clock.clone(), Arc::new(rec.clone()), cfg.clone()).await;
     let pool = engine::store::postgres::PgStore::pool(&store_of(&db).await).clone();
+    // A notifier without channels leaves the outbox alone rather than lose notifications.
+    assert_eq!(store::fan_out(&pool, &[], &cfg, clock.now()).await.expect("fan out"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM outbox").await, 1);
     store::fan_out(&pool, &[Arc::new(rec.clone()) as _], &cfg, clock.now()).await.expect("fan out");
     // A worker claims it and dies before sending.
     let claimed = store::claim_due(&pool, &["test".to_owned()], &cfg, clock.now()).await.expect("claim");
