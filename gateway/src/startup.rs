@@ -123,6 +123,8 @@ impl Application {
             crate::demo::seed(&state).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
         }
 
+        // Before the server runs (nothing may fail after that); dropped on error, it stops.
+        let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
         let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
         let port = listener.local_addr()?.port();
         state.payment_provider.set_listen_addr(listener.local_addr()?);
@@ -157,7 +159,6 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
-        let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
         Ok(Application { port, server, state, notifier })
     }
 

@@ -223,16 +223,27 @@ pub struct Notifier {
     cfg: DeliveryConfig,
 }
 
-/// Stops the notifier's loop; the pass in progress finishes first.
+/// Stops the notifier's loop: `shutdown` lets the pass in progress finish; dropping the handle
+/// aborts the loop (a claim cut short comes due again when its lease ends).
 pub struct NotifierHandle {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NotifierHandle {
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for NotifierHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -362,7 +373,7 @@ impl Notifier {
                 }
             }
         });
-        NotifierHandle { stop, task }
+        NotifierHandle { stop, task: Some(task) }
     }
 }
 
