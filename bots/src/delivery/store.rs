@@ -3,6 +3,7 @@
 
 use super::{Channel, DeliveryConfig, DeliveryStoreError, Notice, NoticeKind, Recipient, ResourceView, signed};
 use deadpool_postgres::{GenericClient, Pool};
+use engine::domain::booking::BookingItem;
 use engine::domain::ids::{BookingId, ResourceId};
 use engine::store::Store;
 use engine::store::postgres::PgStore;
@@ -142,9 +143,7 @@ pub async fn fan_out(
         )
         .await?;
     }
-    for b in &bookings {
-        sync_reminders(&tx, *b, cfg, now).await?;
-    }
+    sync_reminders(&tx, &bookings, cfg, now).await?;
     tx.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
     tx.commit().await?;
     metrics::counter!("notifications_fanned_out_total").increment(ids.len() as u64);
@@ -172,64 +171,84 @@ struct BookingTimes {
     starts_at: Option<Timestamp>,
 }
 
-async fn booking_times(c: &impl GenericClient, booking_id: Uuid) -> Result<Option<BookingTimes>> {
-    let row = c
-        .query_opt(
-            "SELECT b.status, b.resource_id, b.user_id, b.item_kind, b.check_in, b.starts_at, e.starts_at, h.time_zone
-             FROM bookings b
-             LEFT JOIN events e ON e.resource_id = b.resource_id
-             LEFT JOIN hotels h ON h.resource_id = b.resource_id
-             WHERE b.id = $1",
-            &[&booking_id],
-        )
-        .await?;
-    Ok(row.map(|r| {
-        let item_kind: String = r.get(3);
-        let starts_at = match item_kind.as_str() {
-            "appointment" => r.get::<_, Option<Timestamp>>(5),
-            "tickets" => r.get::<_, Option<Timestamp>>(6),
-            _ => {
-                let check_in: Option<Date> = r.get(4);
-                let tz = r.get::<_, Option<String>>(7).and_then(|z| TimeZone::get(&z).ok()).unwrap_or(TimeZone::UTC);
-                check_in.and_then(|d| d.to_datetime(STAY_CHECK_IN).to_zoned(tz).ok()).map(|z| z.timestamp())
-            }
-        };
-        BookingTimes { status: r.get(0), resource_id: r.get(1), user_id: r.get(2), starts_at }
-    }))
+const BOOKING_TIMES: &str = "
+    SELECT b.id, b.status, b.resource_id, b.user_id, b.item_kind, b.check_in, b.starts_at, e.starts_at, h.time_zone
+    FROM bookings b
+    LEFT JOIN events e ON e.resource_id = b.resource_id
+    LEFT JOIN hotels h ON h.resource_id = b.resource_id
+    WHERE b.id = ANY($1)";
+
+fn booking_times_of(r: &Row) -> (Uuid, BookingTimes) {
+    let item_kind: &str = r.get(4);
+    let starts_at = match item_kind {
+        "appointment" => r.get::<_, Option<Timestamp>>(6),
+        "tickets" => r.get::<_, Option<Timestamp>>(7),
+        _ => {
+            let check_in: Option<Date> = r.get(5);
+            let tz = r.get::<_, Option<String>>(8).and_then(|z| TimeZone::get(&z).ok()).unwrap_or(TimeZone::UTC);
+            check_in.and_then(|d| d.to_datetime(STAY_CHECK_IN).to_zoned(tz).ok()).map(|z| z.timestamp())
+        }
+    };
+    (r.get(0), BookingTimes { status: r.get(1), resource_id: r.get(2), user_id: r.get(3), starts_at })
 }
 
-/// Makes the booking's reminders match it: scheduled before the start of a confirmed booking
-/// (moved if the start moved, skipped if already past), cancelled for anything else.
-async fn sync_reminders(c: &impl GenericClient, booking_id: Uuid, cfg: &DeliveryConfig, now: Timestamp) -> Result<()> {
-    let b = booking_times(c, booking_id).await?;
-    let start = match &b {
-        Some(b) if b.status == "confirmed" => b.starts_at.filter(|s| *s > now),
-        _ => None,
-    };
-    match (b, start) {
-        (Some(b), Some(start)) => {
-            for &offset in &cfg.reminder_offsets_minutes {
-                let due = start - SignedDuration::from_mins(i64::from(offset));
-                let status = if due > now { "scheduled" } else { "skipped" };
-                c.execute(
-                    "INSERT INTO reminders (booking_id, offset_minutes, resource_id, user_id, starts_at, due_at, status, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (booking_id, offset_minutes) DO UPDATE
-                     SET starts_at = EXCLUDED.starts_at, due_at = EXCLUDED.due_at, status = EXCLUDED.status,
-                         updated_at = EXCLUDED.updated_at
-                     WHERE reminders.starts_at <> EXCLUDED.starts_at OR reminders.status = 'cancelled'",
-                    &[&booking_id, &offset, &b.resource_id, &b.user_id, &start, &due, &status, &now],
-                )
-                .await?;
-            }
+async fn booking_times(c: &impl GenericClient, booking_id: Uuid) -> Result<Option<BookingTimes>> {
+    let rows = c.query(BOOKING_TIMES, &[&vec![booking_id]]).await?;
+    Ok(rows.first().map(|r| booking_times_of(r).1))
+}
+
+/// Makes the bookings' reminders match them: scheduled before the start of a confirmed booking
+/// (moved if the start moved, skipped if already past), cancelled for anything else. Three
+/// statements whatever the number of bookings.
+async fn sync_reminders(c: &impl GenericClient, bookings: &[Uuid], cfg: &DeliveryConfig, now: Timestamp) -> Result<()> {
+    if bookings.is_empty() {
+        return Ok(());
+    }
+    let times: HashMap<Uuid, BookingTimes> =
+        c.query(BOOKING_TIMES, &[&bookings]).await?.iter().map(booking_times_of).collect();
+    let (mut ids, mut offsets, mut resources, mut users, mut starts, mut dues, mut statuses) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut others = Vec::new();
+    for id in bookings {
+        let start = match times.get(id) {
+            Some(b) if b.status == "confirmed" => b.starts_at.filter(|s| *s > now).map(|s| (b, s)),
+            _ => None,
+        };
+        let Some((b, start)) = start else {
+            others.push(*id);
+            continue;
+        };
+        for &offset in &cfg.reminder_offsets_minutes {
+            let due = start - SignedDuration::from_mins(i64::from(offset));
+            ids.push(*id);
+            offsets.push(offset);
+            resources.push(b.resource_id);
+            users.push(b.user_id);
+            starts.push(start);
+            dues.push(due);
+            statuses.push(if due > now { "scheduled" } else { "skipped" });
         }
-        _ => {
-            c.execute(
-                "UPDATE reminders SET status = 'cancelled', updated_at = $2 WHERE booking_id = $1 AND status = 'scheduled'",
-                &[&booking_id, &now],
-            )
-            .await?;
-        }
+    }
+    if !ids.is_empty() {
+        c.execute(
+            "INSERT INTO reminders (booking_id, offset_minutes, resource_id, user_id, starts_at, due_at, status, updated_at)
+             SELECT b, o, r, u, s, d, st, $8
+             FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[], $7::text[])
+                  AS t(b, o, r, u, s, d, st)
+             ON CONFLICT (booking_id, offset_minutes) DO UPDATE
+             SET starts_at = EXCLUDED.starts_at, due_at = EXCLUDED.due_at, status = EXCLUDED.status,
+                 updated_at = EXCLUDED.updated_at
+             WHERE reminders.starts_at <> EXCLUDED.starts_at OR reminders.status = 'cancelled'",
+            &[&ids, &offsets, &resources, &users, &starts, &dues, &statuses, &now],
+        )
+        .await?;
+    }
+    if !others.is_empty() {
+        c.execute(
+            "UPDATE reminders SET status = 'cancelled', updated_at = $2 WHERE booking_id = ANY($1) AND status = 'scheduled'",
+            &[&others, &now],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -364,47 +383,44 @@ pub async fn notice(pool: &Pool, pg: &PgStore, d: &Claimed, now: Timestamp) -> R
         .await
         .map_err(|e| DeliveryStoreError::Db(e.to_string()))?;
     let Some(booking) = booking else { return Ok(None) };
-    let client = pool.get().await?;
-    let Some(recipient) = recipient(&client, d.user_id).await? else { return Ok(None) };
-    let Some(row) = client
+    let (room, category) = match &booking.item {
+        BookingItem::Stay { room_id, .. } => (Some(room_id.0), None),
+        BookingItem::Tickets { category_id, .. } => (None, category_id.map(|c| c.0)),
+        BookingItem::Appointment { .. } => (None, None),
+    };
+    // The recipient, the resource and the item's label in one round trip.
+    let Some(row) = pool
+        .get()
+        .await?
         .query_opt(
-            "SELECT r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at, e.ends_at, h.check_out_time
+            "SELECT u.name, u.email, r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at,
+                    e.ends_at, h.check_out_time,
+                    coalesce((SELECT rt.name || ', room ' || rm.number
+                              FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id WHERE rm.id = $3),
+                             (SELECT name FROM ticket_categories WHERE id = $4))
              FROM resources r
+             JOIN users u ON u.id = $2
              LEFT JOIN hotels h ON h.resource_id = r.id
              LEFT JOIN providers p ON p.resource_id = r.id
              LEFT JOIN events e ON e.resource_id = r.id
              WHERE r.id = $1",
-            &[&d.resource_id],
+            &[&d.resource_id, &d.user_id, &room, &category],
         )
         .await?
     else {
         return Ok(None);
     };
-    let item_label = match &booking.item {
-        engine::domain::booking::BookingItem::Stay { room_id, .. } => client
-            .query_opt(
-                "SELECT rt.name || ', room ' || rm.number FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id
-                 WHERE rm.id = $1",
-                &[&room_id.0],
-            )
-            .await?
-            .map(|r| r.get::<_, String>(0)),
-        engine::domain::booking::BookingItem::Tickets { category_id: Some(c), .. } => client
-            .query_opt("SELECT name FROM ticket_categories WHERE id = $1", &[&c.0])
-            .await?
-            .map(|r| r.get::<_, String>(0)),
-        _ => None,
-    };
+    let recipient = Recipient { user_id: d.user_id, name: row.get(0), email: Some(row.get(1)) };
     let resource = ResourceView {
         id: d.resource_id,
-        name: row.get(0),
-        kind: row.get(1),
-        city: row.get(2),
-        time_zone: row.get(3),
-        event_starts_at: row.get(4),
-        event_ends_at: row.get(5),
-        check_out_time: row.get(6),
-        item_label,
+        name: row.get(2),
+        kind: row.get(3),
+        city: row.get(4),
+        time_zone: row.get(5),
+        event_starts_at: row.get(6),
+        event_ends_at: row.get(7),
+        check_out_time: row.get(8),
+        item_label: row.get(9),
     };
     let kind = if d.kind == "reminder" {
         let offset = d.payload.get("offset_minutes").and_then(serde_json::Value::as_i64).unwrap_or(0);
