@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Who a notification is for, with every address a channel may use. Channels that need more
-/// (a Telegram chat id) add a field here and fill it in `store::recipient`.
+/// (a Telegram chat id) add a field here and fill it in `store::recipients`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     pub user_id: Uuid,

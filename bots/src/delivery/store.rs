@@ -24,9 +24,15 @@ const MAX_ERROR_CHARS: usize = 1000;
 
 type Result<T> = std::result::Result<T, DeliveryStoreError>;
 
-pub(crate) async fn recipient(c: &impl GenericClient, user_id: Uuid) -> Result<Option<Recipient>> {
-    let row = c.query_opt("SELECT name, email FROM users WHERE id = $1", &[&user_id]).await?;
-    Ok(row.map(|r| Recipient { user_id, name: r.get(0), email: Some(r.get(1)) }))
+/// Who these users are on every channel: the one place that reads recipients (a new channel's
+/// address, e.g. a linked Telegram chat, is added to this query and to [`Recipient`]). Users
+/// without an account are absent.
+pub async fn recipients(c: &impl GenericClient, users: &[Uuid]) -> Result<HashMap<Uuid, Recipient>> {
+    let rows = c.query("SELECT id, name, email FROM users WHERE id = ANY($1)", &[&users]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), Recipient { user_id: r.get(0), name: r.get(1), email: Some(r.get(2)) }))
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -104,12 +110,7 @@ pub async fn fan_out(
     let mut users: Vec<Uuid> = rows.iter().map(|r| r.get::<_, Uuid>(3)).collect();
     users.sort_unstable();
     users.dedup();
-    let recipients: HashMap<Uuid, Recipient> = tx
-        .query("SELECT id, name, email FROM users WHERE id = ANY($1)", &[&users])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), Recipient { user_id: r.get(0), name: r.get(1), email: Some(r.get(2)) }))
-        .collect();
+    let recipients = recipients(&tx, &users).await?;
     let mut ids = Vec::with_capacity(rows.len());
     let mut d = NewDeliveries::default();
     for r in &rows {
@@ -286,7 +287,7 @@ pub async fn fire_reminders(
             // We were down past the start: a reminder now would only confuse.
             "skipped"
         } else {
-            if let Some(to) = recipient(&tx, user_id).await? {
+            if let Some(to) = recipients(&tx, &[user_id]).await?.remove(&user_id) {
                 let prefix = format!("reminder:{booking_id}:{offset}:{}", starts_at.as_second());
                 let payload = json!({"offset_minutes": offset, "starts_at": starts_at.to_string()});
                 insert_deliveries(
@@ -388,39 +389,37 @@ pub async fn notice(pool: &Pool, pg: &PgStore, d: &Claimed, now: Timestamp) -> R
         BookingItem::Tickets { category_id, .. } => (None, category_id.map(|c| c.0)),
         BookingItem::Appointment { .. } => (None, None),
     };
-    // The recipient, the resource and the item's label in one round trip.
-    let Some(row) = pool
-        .get()
-        .await?
+    let client = pool.get().await?;
+    let Some(recipient) = recipients(&client, &[d.user_id]).await?.remove(&d.user_id) else { return Ok(None) };
+    // The resource and the item's label in one round trip.
+    let Some(row) = client
         .query_opt(
-            "SELECT u.name, u.email, r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at,
-                    e.ends_at, h.check_out_time,
+            "SELECT r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at, e.ends_at,
+                    h.check_out_time,
                     coalesce((SELECT rt.name || ', room ' || rm.number
-                              FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id WHERE rm.id = $3),
-                             (SELECT name FROM ticket_categories WHERE id = $4))
+                              FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id WHERE rm.id = $2),
+                             (SELECT name FROM ticket_categories WHERE id = $3))
              FROM resources r
-             JOIN users u ON u.id = $2
              LEFT JOIN hotels h ON h.resource_id = r.id
              LEFT JOIN providers p ON p.resource_id = r.id
              LEFT JOIN events e ON e.resource_id = r.id
              WHERE r.id = $1",
-            &[&d.resource_id, &d.user_id, &room, &category],
+            &[&d.resource_id, &room, &category],
         )
         .await?
     else {
         return Ok(None);
     };
-    let recipient = Recipient { user_id: d.user_id, name: row.get(0), email: Some(row.get(1)) };
     let resource = ResourceView {
         id: d.resource_id,
-        name: row.get(2),
-        kind: row.get(3),
-        city: row.get(4),
-        time_zone: row.get(5),
-        event_starts_at: row.get(6),
-        event_ends_at: row.get(7),
-        check_out_time: row.get(8),
-        item_label: row.get(9),
+        name: row.get(0),
+        kind: row.get(1),
+        city: row.get(2),
+        time_zone: row.get(3),
+        event_starts_at: row.get(4),
+        event_ends_at: row.get(5),
+        check_out_time: row.get(6),
+        item_label: row.get(7),
     };
     let kind = if d.kind == "reminder" {
         let offset = d.payload.get("offset_minutes").and_then(serde_json::Value::as_i64).unwrap_or(0);
