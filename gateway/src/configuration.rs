@@ -83,6 +83,28 @@ pub struct Settings {
     /// How long the simulated payment provider waits before it calls the webhook.
     #[serde(default = "default_payment_delay")]
     pub payment_simulator_delay_ms: u64,
+    // Delivery of notifications (email now; see `notify.rs` and the README's "Email").
+    /// SMTP server; without it emails are written to the log instead of sent.
+    pub smtp_host: Option<String>,
+    #[serde(default = "crate::notify::default_smtp_port")]
+    pub smtp_port: u16,
+    #[serde(default = "crate::notify::default_smtp_tls")]
+    pub smtp_tls: bots::email::TlsMode,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    #[serde(default = "crate::notify::default_smtp_from")]
+    pub smtp_from: String,
+    #[serde(default = "crate::notify::default_poll_ms")]
+    pub delivery_poll_ms: u64,
+    #[serde(default = "crate::notify::default_max_attempts")]
+    pub delivery_max_attempts: i32,
+    #[serde(default = "crate::notify::default_backoff_base_ms")]
+    pub delivery_backoff_base_ms: u64,
+    #[serde(default = "crate::notify::default_backoff_max_ms")]
+    pub delivery_backoff_max_ms: u64,
+    /// Minutes before a confirmed booking starts, comma-separated ("1440,60"; "" for none).
+    #[serde(default = "crate::notify::default_reminder_offsets")]
+    pub reminder_offsets_minutes: String,
 }
 
 fn default_host() -> String {
@@ -175,6 +197,17 @@ impl Settings {
             engine_max_active_resources: default_engine_max_active_resources(),
             payment_webhook_secret: None,
             payment_simulator_delay_ms: default_payment_delay(),
+            smtp_host: None,
+            smtp_port: crate::notify::default_smtp_port(),
+            smtp_tls: crate::notify::default_smtp_tls(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: crate::notify::default_smtp_from(),
+            delivery_poll_ms: crate::notify::default_poll_ms(),
+            delivery_max_attempts: crate::notify::default_max_attempts(),
+            delivery_backoff_base_ms: crate::notify::default_backoff_base_ms(),
+            delivery_backoff_max_ms: crate::notify::default_backoff_max_ms(),
+            reminder_offsets_minutes: crate::notify::default_reminder_offsets(),
         }
     }
 
@@ -207,6 +240,7 @@ impl Settings {
         if !(1_024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
         }
+        crate::notify::check(self).map_err(ConfigError)?;
         Ok(())
     }
 
@@ -234,8 +268,9 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let mut s = Settings::local();
         s.database_url = Some(Secret::new("postgres://u:hunter2@db/x"));
+        s.smtp_password = Some(Secret::new("smtp-hunter3"));
         let printed = format!("{s:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("test-secret"), "{printed}");
+        assert!(!printed.contains("hunter") && !printed.contains("test-secret"), "{printed}");
     }
 
     #[test]

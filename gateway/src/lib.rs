@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod pagination;
 pub mod payments;

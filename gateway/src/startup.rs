@@ -47,6 +47,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The outbox consumer (PostgreSQL only).
+    notifier: Option<bots::delivery::NotifierHandle>,
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
@@ -121,6 +123,8 @@ impl Application {
             crate::demo::seed(&state).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
         }
 
+        // Before the server runs (nothing may fail after that); dropped on error, it stops.
+        let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
         let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
         let port = listener.local_addr()?.port();
         state.payment_provider.set_listen_addr(listener.local_addr()?);
@@ -156,7 +160,7 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
-        Ok(Application { port, server, state })
+        Ok(Application { port, server, state, notifier })
     }
 
     pub fn port(&self) -> u16 {
@@ -170,8 +174,11 @@ impl Application {
     /// Serves until the server is stopped (signal), then lets the resource actors finish their
     /// in-flight commits before the pool is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Application { server, state, .. } = self;
+        let Application { server, state, notifier, .. } = self;
         let result = server.await;
+        if let Some(n) = notifier {
+            n.shutdown().await;
+        }
         state.engine.shutdown(Duration::from_secs(10)).await;
         tracing::info!("stopped");
         result

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod dashboard;
 pub mod dashboard_page;
+pub mod deliveries;
 pub mod health;
 pub mod ingest;
 pub mod payments;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(payments::configure)
             .configure(admin::configure)
             .configure(dashboard::configure)
-            .configure(ingest::configure),
+            .configure(ingest::configure)
+            .configure(deliveries::configure),
     );
 }

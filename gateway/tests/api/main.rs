@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod bookings;
 mod dashboard;
+mod deliveries;
 mod drills;
 mod flash_sale;
 mod health;

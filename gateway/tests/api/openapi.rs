@@ -46,6 +46,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/resources/{id}/dashboard"),
     ("get", "/api/v1/resources/{id}/dashboard/summary"),
     ("post", "/api/v1/ingest"),
+    ("get", "/api/v1/admin/deliveries"),
+    ("get", "/api/v1/admin/deliveries/{id}"),
+    ("post", "/api/v1/admin/deliveries/{id}/retry"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
