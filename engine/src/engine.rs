@@ -48,13 +48,23 @@ impl EngineInner {
 
     fn spawn_actor(&self, id: ResourceId, create: Option<(ResourceState, Option<Reply>)>) -> Addr<ResourceActor> {
         let (store, clock, cfg, me) = (self.store.clone(), self.clock.clone(), self.cfg.clone(), self.me.clone());
-        let factory = move |_: &mut Context<ResourceActor>| ResourceActor::new(id, store, clock, cfg, me, create);
+        // The mailbox gets its bound here, with the address: actix starts an actor with a
+        // 16-message mailbox and `started` runs only later on the actor's thread, so a burst
+        // arriving while a resource activates (a flash sale's first second) would find 16
+        // places and be answered Busy.
+        let (tx, rx) = actix::dev::channel::channel::<ResourceActor>(self.cfg.mailbox_capacity.max(1));
+        let run = move || {
+            let ctx = Context::with_receiver(rx);
+            let act = ResourceActor::new(id, store, clock, cfg, me, create);
+            actix::spawn(ctx.into_future(act));
+        };
         if self.arbiters.is_empty() {
-            ResourceActor::create(factory)
+            run();
         } else {
             let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-            ResourceActor::start_in_arbiter(&self.arbiters[i].handle(), factory)
+            self.arbiters[i].spawn_fn(run);
         }
+        Addr::new(tx)
     }
 
     /// Makes room for one more actor by passivating the least recently used ones.

@@ -57,6 +57,29 @@ async fn overload_answers_busy_instead_of_queueing_without_bound() {
 }
 
 #[actix::test]
+async fn a_burst_on_a_resource_that_is_waking_up_is_not_refused_busy() {
+    // A flash sale's first second: the resource is not in memory (a new engine over the store),
+    // and hundreds of commands arrive before its actor has started. Its mailbox bound is the
+    // configured one from the first message, not actix's 16.
+    let store = Arc::new(MemoryStore::new());
+    let first = Engine::new(store.clone(), Arc::new(SystemClock), EngineConfig::default());
+    let id = first.create(fixtures::event(UserId::new_v7(), "Waking", 1_000, first.now())).await.expect("create");
+    first.shutdown(Duration::from_secs(5)).await;
+    for arbiters in [0, 2] {
+        let e = Engine::new(store.clone(), Arc::new(SystemClock), EngineConfig { arbiters, ..EngineConfig::default() });
+        let results = join_all((0..300).map(|_| {
+            let e = e.clone();
+            async move { e.execute(id, book(UserId::new_v7()).1, None).await }
+        }))
+        .await;
+        let busy = results.iter().filter(|r| matches!(r, Err(EngineError::Busy))).count();
+        assert_eq!(busy, 0, "{arbiters} arbiters: {busy} of 300 refused busy while the actor started");
+        assert!(results.iter().all(Result::is_ok), "{arbiters} arbiters: every booking taken");
+        e.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[actix::test]
 async fn least_recently_used_resources_leave_memory_and_come_back_intact() {
     let store = Arc::new(MemoryStore::new());
     let cfg = EngineConfig { max_active_resources: 3, ..EngineConfig::default() };
