@@ -21,10 +21,10 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.2; done
 for c in $CLIENTS; do
-  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" flash-sale --capacity 200000 --clients "$c" --users 10000 --duration-secs 30
+  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" flash-sale --capacity 200000 --clients "$c" --users 10000 --duration-secs 30 || echo "(loadgen said FAIL: see above)"
 done
 for r in $RATES; do
-  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" flash-sale --capacity 1000000 --rate "$r" --duration-secs 10 --users 10000
+  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" flash-sale --capacity 1000000 --rate "$r" --duration-secs 10 --users 10000 || echo "(loadgen said FAIL: see above)"
 done
 echo "naive SQL baseline (hot.sql, pgbench -c 16 -j 2 -T 20):"
 dropdb -h 127.0.0.1 -U postgres --if-exists --force naive_http_bench
