@@ -100,6 +100,16 @@ impl MemoryStore {
         if current.is_none() && !batch.changes.iter().any(|c| matches!(c, Change::Spec(_))) {
             return Err(StoreError::Corrupt("a batch for a resource that was never created".into()));
         }
+        // A booking created in this batch (its first transition is here) must be new, as the
+        // primary key makes it in PostgreSQL: a second booking under a known id is refused
+        // like a constraint violation there, as a conflict.
+        let reused = batch
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::History(t) if t.from.is_none() && data.bookings.contains_key(&t.booking_id)));
+        if reused {
+            return Err(StoreError::Conflict);
+        }
         let version = batch.expected_version + 1;
         for change in batch.changes {
             match change {

@@ -1159,3 +1159,44 @@ async fn the_migration_backfill_agrees_with_the_engine_counters() {
     c.batch_execute(backfill).await.expect("backfill");
     assert_eq!(snapshot(&c).await, engine_rows);
 }
+
+// ---- a booking id is used once --------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_store_refuses_a_second_booking_under_a_known_id() {
+    booking_ids_are_unique(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_refuses_a_second_booking_under_a_known_id() {
+    let db = TestDb::new();
+    booking_ids_are_unique(Arc::new(store_of(&db).await)).await;
+}
+
+/// Two resources each decide a booking under the same id (neither can know the other's):
+/// the store keeps the first and refuses the second batch whole, as a conflict.
+async fn booking_ids_are_unique(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (owner, u) = (UserId::new_v7(), UserId::new_v7());
+    let mut w = Written::default();
+    let mut a = Res::create(store, ResourceId::new_v7(), fixtures::event(owner, "Ids A", 10, t0())).await;
+    let mut b = Res::create(store, ResourceId::new_v7(), fixtures::event(owner, "Ids B", 10, t0())).await;
+    let id = BookingId::new_v7();
+    a.run(store, &mut w, tickets(id, u, true), at(1)).await;
+    b.state.apply(tickets(id, u, true), None, at(2)).expect("B cannot know the id is taken");
+    let batch = CommitBatch {
+        resource_id: b.state.id(),
+        kind: b.state.kind().kind(),
+        expected_version: b.version,
+        changes: b.state.take_changes(),
+        counters: b.state.counters(),
+        at: at(2),
+    };
+    assert!(matches!(store.commit(batch).await, Err(StoreError::Conflict)), "a second booking under a known id");
+    let kept = store.load_booking(a.state.id(), id).await.expect("load").expect("the first booking is kept");
+    assert_eq!(kept, w.bookings[&id]);
+    assert_eq!(store.locate_booking(id).await.expect("locate"), Some(a.state.id()));
+    let listed = store.list_resources(ResourceFilter { limit: 100, ..Default::default() }).await.expect("list");
+    let b_now = listed.iter().find(|r| r.id == b.state.id()).expect("B listed");
+    assert_eq!(b_now.version, b.version, "the refused batch left nothing behind");
+}
