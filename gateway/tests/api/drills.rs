@@ -2,6 +2,7 @@
 //! or loses its database, and must lose no acknowledged booking and oversell nothing.
 //! (The long forms are load-tests/drills/crash.sh and db_outage.sh, run by hand on a release build.)
 
+use crate::helpers::free_port;
 use engine::domain::ids::UserId;
 use engine::testing::TestDb;
 use futures::future::join_all;
@@ -10,7 +11,6 @@ use gateway::auth::{JwtKeys, access_token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const SECRET: &str = "drill-secret-0123456789abcdef0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 struct Server {
     child: Child,

@@ -118,3 +118,8 @@ pub fn session(v: &Value) -> Session {
 pub fn code(v: &Value) -> &str {
     v["code"].as_str().unwrap_or("<no code>")
 }
+
+/// A port nothing listens on now, for starting the real binary (which needs one up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}

@@ -1,15 +1,12 @@
 //! SIGTERM: the real binary stops accepting, finishes what is in flight, drains the engine and
 //! exits cleanly.
 
+use crate::helpers::free_port;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 #[actix_web::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {

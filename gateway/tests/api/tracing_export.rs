@@ -2,6 +2,7 @@
 //! caller's W3C trace, logs its trace id, names its own span in the response and exports that
 //! span (flushed at SIGTERM).
 
+use crate::helpers::free_port;
 use reqwest::StatusCode;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -57,10 +58,6 @@ fn receiver() -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
         }
     });
     (port, got)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
