@@ -13,6 +13,8 @@ pub enum Outcome {
     Booked { id: Uuid, status: String },
     /// Any other answer: the HTTP status and the problem `code` (or a transport error).
     Refused { status: u16, code: String },
+    /// A cancellation the server acknowledged (the booking is now `cancelled`).
+    Cancelled { id: Uuid },
     /// A read that answered 2xx (searches).
     Answered { status: u16 },
 }
@@ -20,7 +22,10 @@ pub enum Outcome {
 pub struct Recorder {
     latency_us: Histogram<u64>,
     by_outcome: BTreeMap<String, u64>,
+    /// Every acknowledged state, in the order this client saw them: a booking and, later, its
+    /// cancellation are two entries (the checker holds the database to each).
     pub acked: Vec<(Uuid, String)>,
+    bookings: u64,
     /// Open loop: sends the generator could not start because too many were in flight.
     pub not_sent: u64,
 }
@@ -34,6 +39,7 @@ impl Recorder {
             }),
             by_outcome: BTreeMap::new(),
             acked: Vec::new(),
+            bookings: 0,
             not_sent: 0,
         }
     }
@@ -45,7 +51,12 @@ impl Recorder {
             Outcome::Booked { id, status } => {
                 let key = format!("201 {status}");
                 self.acked.push((id, status));
+                self.bookings += 1;
                 key
+            }
+            Outcome::Cancelled { id } => {
+                self.acked.push((id, "cancelled".into()));
+                "200 cancelled".into()
             }
             Outcome::Refused { status, code } => format!("{status} {code}"),
             Outcome::Answered { status } => format!("{status} ok"),
@@ -59,7 +70,13 @@ impl Recorder {
             *self.by_outcome.entry(k).or_default() += v;
         }
         self.acked.extend(other.acked);
+        self.bookings += other.bookings;
         self.not_sent += other.not_sent;
+    }
+
+    /// Bookings acknowledged (not counting cancellations).
+    pub fn bookings(&self) -> u64 {
+        self.bookings
     }
 
     pub fn requests(&self) -> u64 {
@@ -71,7 +88,11 @@ impl Recorder {
     pub fn unexpected(&self, expected_codes: &[&str]) -> u64 {
         self.by_outcome
             .iter()
-            .filter(|(k, _)| !k.starts_with("201 ") && !expected_codes.iter().any(|c| k.ends_with(&format!(" {c}"))))
+            .filter(|(k, _)| {
+                !k.starts_with("201 ")
+                    && k.as_str() != "200 cancelled"
+                    && !expected_codes.iter().any(|c| k.ends_with(&format!(" {c}")))
+            })
             .map(|(_, v)| v)
             .sum()
     }
@@ -87,9 +108,9 @@ impl Recorder {
             "seconds": secs,
             "requests": self.requests(),
             "requests_per_sec": self.requests() as f64 / secs,
-            "bookings": self.acked.len(),
+            "bookings": self.bookings,
             // Over the time bookings were being made (to the last ack), not the tail of refusals.
-            "bookings_per_sec": self.acked.len() as f64 / booking_window.as_secs_f64().max(1e-9),
+            "bookings_per_sec": self.bookings as f64 / booking_window.as_secs_f64().max(1e-9),
             "latency_ms_p50": self.ms(0.50),
             "latency_ms_p95": self.ms(0.95),
             "latency_ms_p99": self.ms(0.99),
