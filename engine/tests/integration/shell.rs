@@ -80,6 +80,41 @@ async fn a_burst_on_a_resource_that_is_waking_up_is_not_refused_busy() {
 }
 
 #[actix::test]
+async fn read_many_answers_each_resource_in_order_whether_in_memory_or_not() {
+    let store = Arc::new(MemoryStore::new());
+    for arbiters in [0, 2] {
+        // Room for 4 of the 8 events: the reads must bring the passivated ones back.
+        let cfg = EngineConfig { arbiters, max_active_resources: 4, ..EngineConfig::default() };
+        let e = Engine::new(store.clone(), Arc::new(SystemClock), cfg);
+        let owner = UserId::new_v7();
+        let mut ids = Vec::new();
+        for i in 0..8u64 {
+            let id = e.create(fixtures::event(owner, &format!("Gig {arbiters}-{i}"), 10, e.now())).await.expect("create");
+            for _ in 0..i {
+                e.execute(id, book(UserId::new_v7()).1, None).await.expect("book");
+            }
+            ids.push((id, i));
+        }
+        // Asked in another order than created, with an unknown resource in the middle.
+        let unknown = ResourceId::new_v7();
+        let mut order: Vec<ResourceId> = ids.iter().rev().map(|(id, _)| *id).collect();
+        order.insert(3, unknown);
+        let answers = e.read_many(&order, |s, _| (s.id(), s.event_availability().map(|a| a.taken))).await;
+        assert_eq!(answers.len(), order.len());
+        for (asked, answer) in order.iter().zip(&answers) {
+            if *asked == unknown {
+                assert!(answer.is_err(), "{arbiters} arbiters: an unknown resource answered {answer:?}");
+                continue;
+            }
+            let sold = ids.iter().find(|(id, _)| id == asked).map(|(_, n)| *n).expect("known");
+            let (id, taken) = answer.as_ref().expect("read");
+            assert_eq!((*id, *taken), (*asked, Some(sold)), "{arbiters} arbiters: each answer is its own resource's");
+        }
+        assert!(e.active_resources() <= 4, "{arbiters} arbiters: {} in memory", e.active_resources());
+    }
+}
+
+#[actix::test]
 async fn least_recently_used_resources_leave_memory_and_come_back_intact() {
     let store = Arc::new(MemoryStore::new());
     let cfg = EngineConfig { max_active_resources: 3, ..EngineConfig::default() };

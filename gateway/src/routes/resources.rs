@@ -17,7 +17,6 @@ use engine::domain::provider::Slot;
 use engine::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use engine::domain::state::{ResourceState, ResourceStats};
 use engine::store::{BookingFilter, ResourceFilter};
-use futures::future::join_all;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -391,9 +390,10 @@ async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -
         state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
     let (ci, co, guests) = (q.check_in, q.check_out, q.guests);
-    let reads = rows.iter().map(|r| state.engine.read(r.id, move |s, now| s.hotel_availability(ci, co, guests, now)));
+    let ids: Vec<ResourceId> = rows.iter().map(|r| r.id).collect();
+    let avails = state.engine.read_many(&ids, move |s, now| s.hotel_availability(ci, co, guests, now)).await;
     let mut items = Vec::with_capacity(rows.len());
-    for (r, avail) in rows.iter().zip(join_all(reads).await) {
+    for (r, avail) in rows.iter().zip(avails) {
         // The dates are checked by each hotel (its own today and horizon): the first
         // refusal is the answer for all.
         let room_types = avail?.map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
@@ -444,17 +444,19 @@ async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Re
     let mut rows =
         state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
-    let reads = rows.iter().map(|r| {
-        state.engine.read(r.id, |s, _| {
+    let ids: Vec<ResourceId> = rows.iter().map(|r| r.id).collect();
+    let reads = state
+        .engine
+        .read_many(&ids, |s, _| {
             let times = match s.spec().kind {
                 KindSpec::Event(e) => (Some(e.starts_at), Some(e.ends_at)),
                 _ => (None, None),
             };
             (times, s.event_availability())
         })
-    });
+        .await;
     let mut items = Vec::with_capacity(rows.len());
-    for (r, res) in rows.iter().zip(join_all(reads).await) {
+    for (r, res) in rows.iter().zip(reads) {
         let ((starts_at, ends_at), availability) = res?;
         items.push(EventResult { id: r.id, name: r.name.clone(), starts_at, ends_at, availability });
     }
