@@ -5,6 +5,7 @@
 use crate::accounts::{RefreshRecord, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
+use actix_web::HttpMessage;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -120,6 +121,17 @@ impl AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    // A booking's token is asked for up to three times (the rate limiter's key, the
+    // idempotency scope, the handler's extractor): verify its signature once per request.
+    if let Some(user) = req.extensions().get::<AuthUser>() {
+        return Ok(*user);
+    }
+    let user = verify_token(req)?;
+    req.extensions_mut().insert(user);
+    Ok(user)
+}
+
+fn verify_token(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("app state missing"))?;
     let header = req
         .headers()
