@@ -107,6 +107,7 @@ impl Application {
             None => Arc::new(MemoryPayments::default()),
         };
         let payment_provider = Arc::new(PaymentProvider::new(&settings));
+        let live = crate::live::Hub::new(engine.clone(), crate::live::LiveConfig::from_settings(&settings));
         let state = web::Data::new(AppState {
             engine,
             accounts,
@@ -117,6 +118,7 @@ impl Application {
             rate_limits,
             payments,
             payment_provider,
+            live,
         });
         bootstrap_admin(&state).await?;
         if settings.demo_data_enabled() {
