@@ -97,7 +97,11 @@ mod tests {
         assert_eq!(prepare(&tx, id, None, ResourceKind::Event, &[notify()], c, at), None, "no subscriber");
         let mut rx = tx.subscribe();
         let tally = Change::Tally(Default::default());
-        assert_eq!(prepare(&tx, id, None, ResourceKind::Event, &[tally.clone()], c, at), None, "nothing to tell");
+        assert_eq!(
+            prepare(&tx, id, None, ResourceKind::Event, std::slice::from_ref(&tally), c, at),
+            None,
+            "nothing to tell"
+        );
         let copy = prepare(&tx, id, None, ResourceKind::Event, &[tally, notify()], c, at).expect("a copy");
         assert!(matches!(copy.changes.as_slice(), [Change::Notify(_)]), "only the notification: {:?}", copy.changes);
         publish(&tx, copy, 7);
