@@ -379,3 +379,43 @@ async fn a_client_that_does_not_read_is_dropped_and_the_server_stays_healthy() {
     let m = next_json(&mut ws).await.expect("the new connection hears");
     assert_eq!(m["booking"]["id"], b["id"]);
 }
+
+#[actix_web::test]
+async fn a_waiting_client_hears_of_its_offer_and_the_owner_of_the_freed_ticket() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let (first, waiting) = (app.register("client").await, app.register("client").await);
+    let event = app.create_event(&owner, 1).await;
+    let (st, b) = app.book(&first, &event, 1, true).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let (st, entry) = app
+        .post(
+            "/api/v1/waitlist",
+            Some(&waiting.token),
+            json!({"resource_id": event, "wish": {"kind": "tickets", "quantity": 1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{entry}");
+    let mut ws = connect(&app, &waiting).await;
+    let mut owner_ws = connect(&app, &owner).await;
+
+    let cancel = format!("/api/v1/bookings/{}/cancel", b["id"].as_str().expect("id"));
+    let (st, _) = app.post(&cancel, Some(&first.token), json!({"reason": "ill"})).await;
+    assert_eq!(st, StatusCode::OK);
+    let got = collect(&mut ws, Duration::from_millis(700)).await;
+    let offer = got.iter().find(|m| m["type"] == "booking").unwrap_or_else(|| panic!("no offer: {got:?}"));
+    assert_eq!(offer["event"], "offer_made", "{offer}");
+    assert_eq!(offer["booking"]["status"], "held");
+    assert_eq!(offer["booking"]["waitlist_entry_id"], entry["id"]);
+    assert!(
+        got.iter().any(|m| m["type"] == "waitlist" && m["event"] == "offered" && m["entry"]["id"] == entry["id"]),
+        "{got:?}"
+    );
+    assert!(got.iter().all(|m| m["booking"]["user_id"] != first.user_id.as_str()), "not the other client's: {got:?}");
+    // The owner: the cancellation and the offer, held units back to 1 (the offer holds it).
+    let m = next_json(&mut owner_ws).await.expect("availability");
+    let events: Vec<&str> =
+        m["changes"].as_array().expect("changes").iter().filter_map(|c| c["event"].as_str()).collect();
+    assert_eq!(events, ["cancelled", "offer_made"], "{m}");
+    assert_eq!((m["held_units"].as_u64(), m["confirmed_units"].as_u64()), (Some(1), Some(0)), "{m}");
+}
