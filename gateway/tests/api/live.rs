@@ -419,3 +419,33 @@ async fn a_waiting_client_hears_of_its_offer_and_the_owner_of_the_freed_ticket()
     assert_eq!(events, ["cancelled", "offer_made"], "{m}");
     assert_eq!((m["held_units"].as_u64(), m["confirmed_units"].as_u64()), (Some(1), Some(0)), "{m}");
 }
+
+#[actix_web::test]
+async fn an_admin_receives_availability_of_every_resource() {
+    let app = spawn_with(|s| {
+        s.admin_email = Some("root@example.com".into());
+        s.admin_password = Some(gateway::configuration::Secret::new("admin password 123"));
+    })
+    .await;
+    let (st, v) = app
+        .post("/api/v1/auth/login", None, json!({"email": "root@example.com", "password": "admin password 123"}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let admin = crate::helpers::session(&v);
+    let (a, b) = (app.register("owner").await, app.register("owner").await);
+    let client = app.register("client").await;
+    let (ea, eb) = (app.create_event(&a, 5).await, app.create_event(&b, 5).await);
+    let mut ws = connect(&app, &admin).await;
+    for e in [&ea, &eb] {
+        let (st, _) = app.book(&client, e, 1, true).await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    let got = collect(&mut ws, Duration::from_millis(700)).await;
+    let mut seen: Vec<&str> =
+        got.iter().filter(|m| m["type"] == "availability").filter_map(|m| m["resource_id"].as_str()).collect();
+    seen.sort_unstable();
+    let mut want = vec![ea.as_str(), eb.as_str()];
+    want.sort_unstable();
+    assert_eq!(seen, want, "{got:?}");
+    assert!(got.iter().all(|m| m["type"] != "booking"), "the client's bookings are not the admin's: {got:?}");
+}
