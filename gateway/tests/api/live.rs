@@ -449,3 +449,35 @@ async fn an_admin_receives_availability_of_every_resource() {
     assert_eq!(seen, want, "{got:?}");
     assert!(got.iter().all(|m| m["type"] != "booking"), "the client's bookings are not the admin's: {got:?}");
 }
+
+#[actix_web::test]
+async fn the_connection_closes_when_its_access_token_expires() {
+    let app = spawn_app().await;
+    let client = app.register("client").await;
+    // A token of this user that expires in 2 s, signed with the test settings' key.
+    let now = jiff::Timestamp::now().as_second();
+    let claims = json!({"sub": client.user_id, "role": "client", "iat": now, "exp": now + 2});
+    let secret = gateway::configuration::Settings::local().jwt_secret.expect("test secret");
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .expect("token");
+    let short = Session { token, refresh: String::new(), user_id: client.user_id.clone() };
+    let mut ws = connect(&app, &short).await;
+    let mut close = None;
+    while let Ok(Some(Ok(f))) = tokio::time::timeout(Duration::from_secs(6), ws.next()).await {
+        match f {
+            Frame::Close(r) => {
+                close = r;
+                break;
+            }
+            Frame::Ping(p) => ws.send(Message::Pong(p)).await.expect("pong"),
+            _ => {}
+        }
+    }
+    let close = close.expect("closed when the token expired");
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.description.unwrap_or_default().contains("expired"));
+}
