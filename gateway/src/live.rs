@@ -64,6 +64,8 @@ pub enum KickReason {
     TooSlow,
     /// The router fell behind the engine: messages were lost for every connection.
     Overloaded,
+    /// The server is stopping.
+    ShuttingDown,
 }
 
 /// Set by the hub, read by the connection: why its queue was closed.
@@ -78,6 +80,7 @@ impl Kick {
         let v = match r {
             KickReason::TooSlow => 1,
             KickReason::Overloaded => 2,
+            KickReason::ShuttingDown => 3,
         };
         self.reason.store(v, Ordering::SeqCst);
         self.notify.notify_one();
@@ -86,6 +89,7 @@ impl Kick {
         match self.reason.load(Ordering::SeqCst) {
             1 => Some(KickReason::TooSlow),
             2 => Some(KickReason::Overloaded),
+            3 => Some(KickReason::ShuttingDown),
             _ => None,
         }
     }
@@ -155,6 +159,7 @@ fn reason_label(r: KickReason) -> &'static str {
     match r {
         KickReason::TooSlow => "too_slow",
         KickReason::Overloaded => "overloaded",
+        KickReason::ShuttingDown => "shutdown",
     }
 }
 
@@ -297,6 +302,16 @@ impl Hub {
             inner.kick(id, KickReason::Overloaded);
         }
     }
+
+    /// The server is stopping: every connection is closed (1001). Open WebSockets would
+    /// otherwise hold the graceful shutdown for its whole timeout (they never end by themselves).
+    pub fn close_all(&self) {
+        let mut inner = self.lock();
+        let ids: Vec<u64> = inner.subs.keys().copied().collect();
+        for id in ids {
+            inner.kick(id, KickReason::ShuttingDown);
+        }
+    }
 }
 
 /// Puts `msg` into connection `id`'s queue without waiting; a full queue marks it slow.
@@ -308,6 +323,29 @@ fn offer(inner: &Inner, id: u64, msg: &ByteString, slow: &mut Vec<u64>) {
         // The connection is ending; its registration unsubscribes it.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
+}
+
+/// Closes every connection on SIGTERM or ctrl-c, the signals on which actix starts its graceful
+/// shutdown (it keeps listening for them itself).
+pub async fn close_on_signal(hub: Arc<Hub>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+    }
+    tracing::info!(connections = hub.connections(), "closing live-update connections for shutdown");
+    hub.close_all();
 }
 
 async fn route(hub: Arc<Hub>, mut rx: LiveReceiver, mut stop: oneshot::Receiver<()>, generation: u64) {

@@ -161,6 +161,8 @@ impl Application {
         // On SIGTERM/ctrl-c: stop accepting, let in-flight requests finish (up to 30 s).
         .shutdown_timeout(30)
         .run();
+        // Live updates: on SIGTERM/ctrl-c close the WebSockets, or they hold the graceful stop.
+        actix_web::rt::spawn(crate::live::close_on_signal(state.live.clone()));
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
         Ok(Application { port, server, state, notifier })
     }

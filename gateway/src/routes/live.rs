@@ -159,5 +159,6 @@ fn kicked(reason: Option<KickReason>) -> CloseReason {
         Some(KickReason::Overloaded) => {
             close(CloseCode::Again, "server overloaded: reconnect and re-read your bookings")
         }
+        Some(KickReason::ShuttingDown) => close(CloseCode::Away, "server shutting down: reconnect"),
     }
 }

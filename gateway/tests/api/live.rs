@@ -481,3 +481,65 @@ async fn the_connection_closes_when_its_access_token_expires() {
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.description.unwrap_or_default().contains("expired"));
 }
+
+#[actix_web::test]
+async fn sigterm_closes_open_websockets_so_the_server_stops_without_waiting_for_them() {
+    let db = engine::testing::TestDb::new();
+    let port = crate::helpers::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("APP_PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("ADMIN_EMAIL", "admin@example.com")
+        .env("ADMIN_PASSWORD", "admin password 123")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the gateway binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while http.get(format!("{base}/ready")).send().await.map(|r| r.status() != StatusCode::OK).unwrap_or(true) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@example.com", "password": "admin password 123"}))
+        .send()
+        .await
+        .expect("login");
+    let token = res.json::<Value>().await.expect("tokens")["access_token"].as_str().expect("token").to_owned();
+    let (_, mut ws) = awc::Client::new()
+        .ws(format!("ws://127.0.0.1:{port}/api/v1/ws"))
+        .bearer_auth(&token)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let t0 = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "could not send SIGTERM");
+    let mut code = None;
+    while let Ok(Some(Ok(f))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Frame::Close(r) = f {
+            code = r.map(|r| u16::from(r.code));
+            let _ = ws.send(Message::Close(None)).await;
+            break;
+        }
+    }
+    assert_eq!(code, Some(1001), "the client is told the server is going away");
+    // Without the close the server would wait out its 30 s shutdown timeout for the socket.
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "the open WebSocket held the shutdown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "clean exit after SIGTERM, got {status}");
+}
