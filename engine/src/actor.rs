@@ -18,6 +18,7 @@ use crate::domain::spec::ResourceKind;
 use crate::domain::state::{Counters, ResourceState};
 use crate::engine::EngineInner;
 use crate::error::EngineError;
+use crate::live::{self, Committed, LiveSender};
 use crate::store::{CommitBatch, LoadedResource, Store, StoreError};
 use actix::prelude::*;
 use jiff::Timestamp;
@@ -98,6 +99,10 @@ pub struct ResourceActor {
     /// When the in-flight commit started, and when the previous one ended (for tracing).
     commit_started: Instant,
     last_commit_ended: Instant,
+    /// Live updates (`live.rs`): where committed batches are published, and the in-flight
+    /// batch's copy to publish once (and only if) its commit succeeds.
+    live: LiveSender,
+    in_flight_live: Option<Committed>,
 }
 
 impl ResourceActor {
@@ -108,6 +113,7 @@ impl ResourceActor {
         cfg: Arc<EngineConfig>,
         registry: Weak<EngineInner>,
         create: Option<(ResourceState, Option<Reply>)>,
+        live: LiveSender,
     ) -> Self {
         let kind = create.as_ref().map(|(s, _)| s.kind().kind()).unwrap_or(ResourceKind::Event);
         let create = create.map(|(s, r)| (Some(s), r));
@@ -129,6 +135,8 @@ impl ResourceActor {
             timer: None,
             commit_started: Instant::now(),
             last_commit_ended: Instant::now(),
+            live,
+            in_flight_live: None,
         }
     }
 
@@ -224,13 +232,17 @@ impl ResourceActor {
             counters = w.counters;
             waiters.push(w);
         }
+        let at = self.clock.now();
+        // Live updates: a copy for subscribers, published only after this batch commits.
+        let owner = self.state.as_ref().map(|s| s.owner_id());
+        self.in_flight_live = live::prepare(&self.live, self.id, owner, self.kind, &changes, counters, at);
         let batch = CommitBatch {
             resource_id: self.id,
             kind: self.kind,
             expected_version: self.version,
             changes,
             counters,
-            at: self.clock.now(),
+            at,
         };
         self.in_flight = Some(waiters);
         self.commit_started = Instant::now();
@@ -240,6 +252,7 @@ impl ResourceActor {
 
     fn committed(&mut self, res: Result<i64, StoreError>, ctx: &mut Context<Self>) {
         let waiters = self.in_flight.take().unwrap_or_default();
+        let live_copy = self.in_flight_live.take();
         let now = Instant::now();
         metrics::histogram!("engine_commit_batch_size").record(waiters.len() as f64);
         metrics::histogram!("engine_commit_duration_seconds")
@@ -259,6 +272,10 @@ impl ResourceActor {
         match res {
             Ok(v) => {
                 self.version = v;
+                // Committed: now (never earlier) subscribers may hear of it. Never blocks.
+                if let Some(c) = live_copy {
+                    live::publish(&self.live, c, v);
+                }
                 if let Some((_, Some(tx))) = self.create.take() {
                     let _ = tx.send(Ok(Outcome::SpecUpdated));
                 }

@@ -16,6 +16,8 @@ pub struct EngineConfig {
     pub arbiters: usize,
     /// How often the sweeper looks for lapsed holds of resources nobody has in memory.
     pub sweep_interval_ms: u64,
+    /// Committed batches a live subscriber may fall behind before it is told it lagged.
+    pub live_capacity: usize,
 }
 
 impl Default for EngineConfig {
@@ -28,6 +30,7 @@ impl Default for EngineConfig {
             max_active_resources: 200_000,
             arbiters: 2,
             sweep_interval_ms: 1_000,
+            live_capacity: 4_096,
         }
     }
 }

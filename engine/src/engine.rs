@@ -13,6 +13,7 @@ use crate::domain::ids::{BookingId, ResourceId};
 use crate::domain::spec::ResourceSpec;
 use crate::domain::state::ResourceState;
 use crate::error::EngineError;
+use crate::live::{LiveReceiver, LiveSender};
 use crate::store::Store;
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -39,6 +40,8 @@ pub struct EngineInner {
     next_arbiter: AtomicUsize,
     shutting_down: AtomicBool,
     me: Weak<EngineInner>,
+    /// Committed batches for live subscribers (`live.rs`); every actor publishes here.
+    live: LiveSender,
 }
 
 impl EngineInner {
@@ -50,6 +53,7 @@ impl EngineInner {
 
     fn spawn_actor(&self, id: ResourceId, create: Option<(ResourceState, Option<Reply>)>) -> Entry {
         let (store, clock, cfg, me) = (self.store.clone(), self.clock.clone(), self.cfg.clone(), self.me.clone());
+        let live = self.live.clone();
         // The mailbox gets its bound here, with the address: actix starts an actor with a
         // 16-message mailbox and `started` runs only later on the actor's thread, so a burst
         // arriving while a resource activates (a flash sale's first second) would find 16
@@ -57,7 +61,7 @@ impl EngineInner {
         let (tx, rx) = actix::dev::channel::channel::<ResourceActor>(self.cfg.mailbox_capacity.max(1));
         let run = move || {
             let ctx = Context::with_receiver(rx);
-            let act = ResourceActor::new(id, store, clock, cfg, me, create);
+            let act = ResourceActor::new(id, store, clock, cfg, me, create, live);
             actix::spawn(ctx.into_future(act));
         };
         let arbiter = if self.arbiters.is_empty() {
@@ -140,6 +144,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cfg: EngineConfig) -> Engine {
         let arbiters = (0..cfg.arbiters).map(|_| Arbiter::new()).collect();
+        let (live, _) = tokio::sync::broadcast::channel(cfg.live_capacity.max(1));
         let inner = Arc::new_cyclic(|me| EngineInner {
             store,
             clock,
@@ -149,8 +154,15 @@ impl Engine {
             next_arbiter: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             me: me.clone(),
+            live,
         });
         Engine { inner }
+    }
+
+    /// Live updates: every batch committed from now on that changed a booking, waitlist entry
+    /// or notification (see `live.rs`). Drop the receiver to stop the copying.
+    pub fn subscribe(&self) -> LiveReceiver {
+        self.inner.live.subscribe()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

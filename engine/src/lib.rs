@@ -9,6 +9,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod fixtures;
+pub mod live;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;

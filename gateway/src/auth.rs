@@ -144,11 +144,52 @@ fn verify_token(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 4096)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+    verify_access_token(state, token).map(|(user, _)| user)
+}
+
+/// The caller of a valid access token and when the token expires (Unix seconds).
+fn verify_access_token(state: &AppState, token: &str) -> Result<(AuthUser, i64), ApiError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 5;
     let data = jsonwebtoken::decode::<Claims>(token, &state.keys.decoding, &validation)
         .map_err(|e| ApiError::unauthorized(format!("invalid access token: {e}")))?;
-    Ok(AuthUser { id: UserId(data.claims.sub), role: data.claims.role })
+    Ok((AuthUser { id: UserId(data.claims.sub), role: data.claims.role }, data.claims.exp))
+}
+
+/// The WebSocket subprotocol the server answers when a client offers it (browsers that offer
+/// subprotocols need one answered), and the prefix of the subprotocol that carries a token.
+pub const WS_PROTOCOL: &str = "reservations.v1";
+pub const WS_TOKEN_PREFIX: &str = "bearer.";
+
+/// The caller of a WebSocket upgrade and when its token expires (Unix seconds). Browsers cannot
+/// set headers on a WebSocket, so besides `Authorization: Bearer <token>` the token may come as
+/// one of the offered subprotocols, `Sec-WebSocket-Protocol: reservations.v1, bearer.<token>`
+/// (never in the URL: query strings end up in access logs).
+pub(crate) fn authenticate_ws(req: &HttpRequest) -> Result<(AuthUser, i64), ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("app state missing"))?;
+    if let Some(header) = req.headers().get(AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 4096)
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        return verify_access_token(state, token);
+    }
+    let offered = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(WS_TOKEN_PREFIX));
+    match offered {
+        Some(t) if !t.is_empty() && t.len() <= 4096 => verify_access_token(state, t),
+        _ => Err(ApiError::unauthorized(
+            "send an access token: Authorization: Bearer <token>, or the WebSocket subprotocol bearer.<token>",
+        )),
+    }
 }
 
 /// The caller of a valid Bearer token, if any (middleware: idempotency scope, rate-limit key).

@@ -105,6 +105,24 @@ pub struct Settings {
     /// Minutes before a confirmed booking starts, comma-separated ("1440,60"; "" for none).
     #[serde(default = "crate::notify::default_reminder_offsets")]
     pub reminder_offsets_minutes: String,
+    // Live updates over WebSocket (`live.rs`, `routes/live.rs`, README "Live updates").
+    /// Messages queued per connection; a client that lets it fill up is disconnected.
+    #[serde(default = "default_ws_queue")]
+    pub ws_queue_capacity: usize,
+    #[serde(default = "default_ws_per_user")]
+    pub ws_max_connections_per_user: usize,
+    #[serde(default = "default_ws_total")]
+    pub ws_max_connections: usize,
+    #[serde(default = "default_ws_ping")]
+    pub ws_ping_interval_secs: u64,
+    /// A client silent this long (no pong) is disconnected; also the longest one message may
+    /// take to be written out to a client.
+    #[serde(default = "default_ws_timeout")]
+    pub ws_client_timeout_secs: u64,
+    /// Committed batches the live-update router may fall behind the engine before every
+    /// WebSocket is closed (1013) to resynchronise.
+    #[serde(default = "default_engine_live_capacity")]
+    pub engine_live_capacity: usize,
 }
 
 fn default_host() -> String {
@@ -145,6 +163,24 @@ fn default_engine_mailbox_capacity() -> usize {
 }
 fn default_engine_max_active_resources() -> usize {
     EngineConfig::default().max_active_resources
+}
+fn default_ws_queue() -> usize {
+    256
+}
+fn default_ws_per_user() -> usize {
+    8
+}
+fn default_ws_total() -> usize {
+    10_000
+}
+fn default_ws_ping() -> u64 {
+    15
+}
+fn default_ws_timeout() -> u64 {
+    45
+}
+fn default_engine_live_capacity() -> usize {
+    EngineConfig::default().live_capacity
 }
 fn default_log_format() -> LogFormat {
     LogFormat::Json
@@ -208,6 +244,12 @@ impl Settings {
             delivery_backoff_base_ms: crate::notify::default_backoff_base_ms(),
             delivery_backoff_max_ms: crate::notify::default_backoff_max_ms(),
             reminder_offsets_minutes: crate::notify::default_reminder_offsets(),
+            ws_queue_capacity: default_ws_queue(),
+            ws_max_connections_per_user: default_ws_per_user(),
+            ws_max_connections: default_ws_total(),
+            ws_ping_interval_secs: default_ws_ping(),
+            ws_client_timeout_secs: default_ws_timeout(),
+            engine_live_capacity: default_engine_live_capacity(),
         }
     }
 
@@ -237,6 +279,25 @@ impl Settings {
                 return Err(ConfigError(format!("{name} must be between 1 and {max}")));
             }
         }
+        let ws_bounds = [
+            ("WS_QUEUE_CAPACITY", self.ws_queue_capacity, 65_536),
+            ("WS_MAX_CONNECTIONS_PER_USER", self.ws_max_connections_per_user, 1_000),
+            ("WS_MAX_CONNECTIONS", self.ws_max_connections, 1_000_000),
+            ("ENGINE_LIVE_CAPACITY", self.engine_live_capacity, 1_000_000),
+        ];
+        for (name, v, max) in ws_bounds {
+            if !(1..=max).contains(&v) {
+                return Err(ConfigError(format!("{name} must be between 1 and {max}")));
+            }
+        }
+        if !(1..=300).contains(&self.ws_ping_interval_secs) {
+            return Err(ConfigError("WS_PING_INTERVAL_SECS must be between 1 and 300".into()));
+        }
+        if !(self.ws_ping_interval_secs + 1..=3_600).contains(&self.ws_client_timeout_secs) {
+            return Err(ConfigError(
+                "WS_CLIENT_TIMEOUT_SECS must be longer than WS_PING_INTERVAL_SECS and at most 3600".into(),
+            ));
+        }
         if !(1_024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
         }
@@ -251,6 +312,7 @@ impl Settings {
             max_pending: self.engine_max_pending,
             mailbox_capacity: self.engine_mailbox_capacity,
             max_active_resources: self.engine_max_active_resources,
+            live_capacity: self.engine_live_capacity,
             ..EngineConfig::default()
         }
     }
@@ -284,5 +346,12 @@ mod tests {
         let mut s = Settings::local();
         s.engine_max_pending = 0;
         assert!(s.check().is_err(), "a zero bound would refuse every command");
+        let mut s = Settings::local();
+        s.ws_queue_capacity = 0;
+        assert!(s.check().is_err(), "a zero queue would drop every live connection");
+        let mut s = Settings::local();
+        s.ws_client_timeout_secs = s.ws_ping_interval_secs;
+        assert!(s.check().is_err(), "a timeout no longer than the ping interval drops healthy clients");
+        assert!(Settings::local().check().is_ok());
     }
 }

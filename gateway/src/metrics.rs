@@ -49,6 +49,11 @@ fn describe() {
         "engine_commit_failures_total",
         "Group commits that failed (their callers got store_unavailable)"
     );
+    describe_gauge!("ws_connections", "Live-update WebSocket connections (open or closing)");
+    describe_counter!(
+        "ws_dropped_total",
+        "WebSocket connections dropped by the server, by reason (too_slow, overloaded, shutdown)"
+    );
     describe_gauge!("outbox_backlog", "Notifications in the outbox not yet delivered");
     describe_gauge!("outbox_oldest_pending_seconds", Unit::Seconds, "Age of the oldest undelivered notification");
 }

@@ -41,6 +41,7 @@ pub const DOCS_PATH: &str = "/docs/";
         (name = "admin", description = "Admin-only operations"),
         (name = "dashboard", description = "Owners' figures per day or month: bookings, cancellations, revenue, capacity used"),
         (name = "ingest", description = "Channel-manager feed of booked and cancelled room-nights"),
+        (name = "live", description = "Live updates over WebSocket: own bookings, owners' availability"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -107,6 +107,7 @@ impl Application {
             None => Arc::new(MemoryPayments::default()),
         };
         let payment_provider = Arc::new(PaymentProvider::new(&settings));
+        let live = crate::live::Hub::new(engine.clone(), crate::live::LiveConfig::from_settings(&settings));
         let state = web::Data::new(AppState {
             engine,
             accounts,
@@ -117,6 +118,7 @@ impl Application {
             rate_limits,
             payments,
             payment_provider,
+            live,
         });
         bootstrap_admin(&state).await?;
         if settings.demo_data_enabled() {
@@ -159,6 +161,8 @@ impl Application {
         // On SIGTERM/ctrl-c: stop accepting, let in-flight requests finish (up to 30 s).
         .shutdown_timeout(30)
         .run();
+        // Live updates: on SIGTERM/ctrl-c close the WebSockets, or they hold the graceful stop.
+        actix_web::rt::spawn(crate::live::close_on_signal(state.live.clone()));
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
         Ok(Application { port, server, state, notifier })
     }

@@ -24,4 +24,6 @@ pub struct AppState {
     /// Payments (PostgreSQL or memory) and the simulated provider that settles them.
     pub payments: Arc<dyn Payments>,
     pub payment_provider: Arc<PaymentProvider>,
+    /// Live updates: the WebSocket connections and what they are sent (`live.rs`).
+    pub live: Arc<crate::live::Hub>,
 }

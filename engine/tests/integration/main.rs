@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod live;
 mod races;
 mod restart;
 mod shell;

@@ -8,6 +8,7 @@ pub mod dashboard_page;
 pub mod deliveries;
 pub mod health;
 pub mod ingest;
+pub mod live;
 pub mod payments;
 pub mod resources;
 pub mod waitlist;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(admin::configure)
             .configure(dashboard::configure)
             .configure(ingest::configure)
-            .configure(deliveries::configure),
+            .configure(deliveries::configure)
+            .configure(live::configure),
     );
 }

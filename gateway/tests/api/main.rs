@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod live;
 mod observability;
 mod openapi;
 mod payments;

@@ -49,6 +49,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/deliveries"),
     ("get", "/api/v1/admin/deliveries/{id}"),
     ("post", "/api/v1/admin/deliveries/{id}/retry"),
+    ("get", "/api/v1/ws"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
