@@ -78,6 +78,11 @@ pub struct Settings {
     pub engine_mailbox_capacity: usize,
     #[serde(default = "default_engine_max_active_resources")]
     pub engine_max_active_resources: usize,
+    /// Threads the resource actors run on (actix arbiters), apart from the HTTP workers.
+    #[serde(default = "default_engine_arbiters")]
+    pub engine_arbiters: usize,
+    /// HTTP worker threads; unset, one per CPU (actix-web's default).
+    pub http_workers: Option<usize>,
     /// Key the payment webhook signatures are checked with.
     pub payment_webhook_secret: Option<Secret>,
     /// How long the simulated payment provider waits before it calls the webhook.
@@ -164,6 +169,9 @@ fn default_engine_mailbox_capacity() -> usize {
 fn default_engine_max_active_resources() -> usize {
     EngineConfig::default().max_active_resources
 }
+fn default_engine_arbiters() -> usize {
+    EngineConfig::default().arbiters
+}
 fn default_ws_queue() -> usize {
     256
 }
@@ -231,6 +239,8 @@ impl Settings {
             engine_max_pending: default_engine_max_pending(),
             engine_mailbox_capacity: default_engine_mailbox_capacity(),
             engine_max_active_resources: default_engine_max_active_resources(),
+            engine_arbiters: default_engine_arbiters(),
+            http_workers: None,
             payment_webhook_secret: None,
             payment_simulator_delay_ms: default_payment_delay(),
             smtp_host: None,
@@ -273,6 +283,8 @@ impl Settings {
             ("ENGINE_MAX_PENDING", self.engine_max_pending, 10_000_000),
             ("ENGINE_MAILBOX_CAPACITY", self.engine_mailbox_capacity, 10_000_000),
             ("ENGINE_MAX_ACTIVE_RESOURCES", self.engine_max_active_resources, 100_000_000),
+            ("ENGINE_ARBITERS", self.engine_arbiters, 64),
+            ("HTTP_WORKERS", self.http_workers.unwrap_or(1), 64),
         ];
         for (name, v, max) in engine_bounds {
             if !(1..=max).contains(&v) {
@@ -312,6 +324,7 @@ impl Settings {
             max_pending: self.engine_max_pending,
             mailbox_capacity: self.engine_mailbox_capacity,
             max_active_resources: self.engine_max_active_resources,
+            arbiters: self.engine_arbiters,
             live_capacity: self.engine_live_capacity,
             ..EngineConfig::default()
         }
@@ -352,6 +365,17 @@ mod tests {
         let mut s = Settings::local();
         s.ws_client_timeout_secs = s.ws_ping_interval_secs;
         assert!(s.check().is_err(), "a timeout no longer than the ping interval drops healthy clients");
+        let mut s = Settings::local();
+        s.engine_arbiters = 0;
+        assert!(s.check().is_err(), "actors need a thread of their own");
+        let mut s = Settings::local();
+        s.http_workers = Some(0);
+        assert!(s.check().is_err(), "no worker would serve nothing");
+        s.http_workers = Some(65);
+        assert!(s.check().is_err());
+        s.http_workers = Some(1);
+        assert!(s.check().is_ok());
+        assert_eq!(s.engine_config().arbiters, 2, "the default number of actor threads reaches the engine");
         assert!(Settings::local().check().is_ok());
     }
 }

@@ -157,6 +157,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
                 .default_service(web::to(unknown_route))
         })
+        .workers(settings.http_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
         .listen(listener)?
         // On SIGTERM/ctrl-c: stop accepting, let in-flight requests finish (up to 30 s).
         .shutdown_timeout(30)
