@@ -105,6 +105,9 @@ pub struct Settings {
     /// Minutes before a confirmed booking starts, comma-separated ("1440,60"; "" for none).
     #[serde(default = "crate::notify::default_reminder_offsets")]
     pub reminder_offsets_minutes: String,
+    /// Outbound webhooks may target loopback and private networks (off: SSRF protection).
+    #[serde(default)]
+    pub webhook_allow_private_targets: bool,
 }
 
 fn default_host() -> String {
@@ -208,6 +211,7 @@ impl Settings {
             delivery_backoff_base_ms: crate::notify::default_backoff_base_ms(),
             delivery_backoff_max_ms: crate::notify::default_backoff_max_ms(),
             reminder_offsets_minutes: crate::notify::default_reminder_offsets(),
+            webhook_allow_private_targets: false,
         }
     }
 

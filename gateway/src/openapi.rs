@@ -42,6 +42,7 @@ pub const DOCS_PATH: &str = "/docs/";
         (name = "dashboard", description = "Owners' figures per day or month: bookings, cancellations, revenue, capacity used"),
         (name = "ingest", description = "Channel-manager feed of booked and cancelled room-nights"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "webhooks", description = "Owners' outbound webhooks: endpoints, signed deliveries, their log"),
     )
 )]
 pub struct ApiDoc;

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod payments;
 pub mod resources;
 pub mod waitlist;
+pub mod webhooks;
 
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(admin::configure)
             .configure(dashboard::configure)
             .configure(ingest::configure)
-            .configure(deliveries::configure),
+            .configure(deliveries::configure)
+            .configure(webhooks::configure),
     );
 }

@@ -20,3 +20,4 @@ mod roles;
 mod shutdown;
 mod tracing_export;
 mod web_page;
+mod webhooks;

@@ -49,6 +49,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/deliveries"),
     ("get", "/api/v1/admin/deliveries/{id}"),
     ("post", "/api/v1/admin/deliveries/{id}/retry"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
