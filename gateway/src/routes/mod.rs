@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod calendar;
 pub mod dashboard;
 pub mod dashboard_page;
 pub mod deliveries;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(dashboard::configure)
             .configure(ingest::configure)
             .configure(deliveries::configure)
-            .configure(webhooks::configure),
+            .configure(webhooks::configure)
+            .configure(calendar::configure),
     );
 }

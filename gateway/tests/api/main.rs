@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod bookings;
+mod calendar;
 mod dashboard;
 mod deliveries;
 mod drills;

@@ -54,6 +54,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/webhooks/{id}"),
     ("delete", "/api/v1/webhooks/{id}"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("post", "/api/v1/calendar/feeds"),
+    ("get", "/api/v1/calendar/feeds"),
+    ("post", "/api/v1/calendar/feeds/{id}/rotate"),
+    ("delete", "/api/v1/calendar/feeds/{id}"),
+    ("get", "/api/v1/calendar/{token}.ics"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
