@@ -125,7 +125,7 @@ async fn create(
             format!("at most {MAX_FEEDS_PER_USER} active calendar feeds per user; revoke one first"),
         ));
     };
-    Ok(HttpResponse::Created().json(with_secret(&req, feed, token)))
+    Ok(HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(with_secret(&req, feed, token)))
 }
 
 #[utoipa::path(
@@ -173,7 +173,7 @@ async fn rotate(
     let (feed, token) = calendar::rotate(pool(&state)?, user.id.0, *id, state.engine.now())
         .await?
         .ok_or_else(|| ApiError::not_found("calendar feed"))?;
-    Ok(HttpResponse::Ok().json(with_secret(&req, feed, token)))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(with_secret(&req, feed, token)))
 }
 
 #[utoipa::path(

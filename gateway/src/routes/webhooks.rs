@@ -245,7 +245,8 @@ async fn create(
     tracing::info!(endpoint_id = %created.id, owner = %user.id, "webhook endpoint registered");
     let mut out = WebhookEndpoint::from(created);
     out.secret = Some(secret);
-    Ok(HttpResponse::Created().json(out))
+    // The one answer that carries the secret: no cache along the way may keep it.
+    Ok(HttpResponse::Created().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(out))
 }
 
 #[utoipa::path(
