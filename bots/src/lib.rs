@@ -11,3 +11,4 @@ pub mod delivery;
 pub mod email;
 pub mod ics;
 pub mod render;
+pub mod webhook;

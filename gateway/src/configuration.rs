@@ -128,6 +128,9 @@ pub struct Settings {
     /// WebSocket is closed (1013) to resynchronise.
     #[serde(default = "default_engine_live_capacity")]
     pub engine_live_capacity: usize,
+    /// Outbound webhooks may target loopback and private networks (off: SSRF protection).
+    #[serde(default)]
+    pub webhook_allow_private_targets: bool,
 }
 
 fn default_host() -> String {
@@ -260,6 +263,7 @@ impl Settings {
             ws_ping_interval_secs: default_ws_ping(),
             ws_client_timeout_secs: default_ws_timeout(),
             engine_live_capacity: default_engine_live_capacity(),
+            webhook_allow_private_targets: false,
         }
     }
 

@@ -6,6 +6,7 @@
 use crate::configuration::Settings;
 use bots::delivery::{Channel, DeliveryConfig, Notifier, NotifierHandle};
 use bots::email::{EmailChannel, SmtpConfig, TlsMode};
+use bots::webhook::{WebhookChannel, WebhookConfig};
 use engine::SystemClock;
 use engine::store::postgres::{PgConfig, PgStore};
 use std::sync::Arc;
@@ -137,7 +138,13 @@ pub async fn start(s: &Settings) -> Result<Option<NotifierHandle>, String> {
     pg_cfg.pool_size = NOTIFIER_POOL_SIZE;
     let pg = PgStore::connect(&pg_cfg).await.map_err(|e| format!("notifier: {e}"))?;
     bots::delivery::describe_metrics();
-    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
+    let webhook_cfg =
+        WebhookConfig { allow_private: s.webhook_allow_private_targets, timeout: Duration::from_secs(10) };
+    if webhook_cfg.allow_private {
+        tracing::warn!("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback and private networks");
+    }
+    let webhooks = WebhookChannel::new(pg.pool().clone(), webhook_cfg)?;
+    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email), Arc::new(webhooks)];
     let cfg = delivery_config(s)?;
     tracing::info!(reminders_minutes = ?cfg.reminder_offsets_minutes, "notification delivery started");
     Ok(Some(Notifier::new(pg, Arc::new(SystemClock), channels, cfg).spawn()))

@@ -43,6 +43,8 @@ pub const DOCS_PATH: &str = "/docs/";
         (name = "ingest", description = "Channel-manager feed of booked and cancelled room-nights"),
         (name = "live", description = "Live updates over WebSocket: own bookings, owners' availability"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "webhooks", description = "Owners' outbound webhooks: endpoints, signed deliveries, their log"),
+        (name = "calendar", description = "iCal feeds of bookings at secret URLs"),
     )
 )]
 pub struct ApiDoc;

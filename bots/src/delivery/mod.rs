@@ -15,6 +15,7 @@
 //!
 //! Time comes from the engine's injected [`Clock`], so tests drive passes with a manual clock.
 
+pub mod endpoints;
 pub mod store;
 
 use engine::Clock;
@@ -111,7 +112,23 @@ pub enum DeliveryError {
 pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn reaches(&self, to: &Recipient) -> bool;
+    /// Whom fan-out writes deliveries for: the notification's recipient (one delivery if
+    /// `reaches`), or the endpoints the resource's owner registered (webhooks: one delivery per
+    /// matching endpoint, see [`endpoints`]).
+    fn audience(&self) -> Audience {
+        Audience::Recipient
+    }
     fn deliver<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// Who a channel's deliveries are for (see [`Channel::audience`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The user the notification is about, if the channel `reaches` them.
+    Recipient,
+    /// The resource owner's registered endpoints whose event types include the notification's
+    /// kind (dedupe key `outbox:<id>:<channel>:<endpoint id>`).
+    OwnerEndpoints,
 }
 
 /// How the notifier works; the defaults suit production, tests shorten them.

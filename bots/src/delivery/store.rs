@@ -144,6 +144,10 @@ pub async fn fan_out(
         )
         .await?;
     }
+    // Channels that deliver to owners' endpoints (webhooks) rather than to the recipient.
+    for ch in channels.iter().filter(|c| c.audience() == super::Audience::OwnerEndpoints) {
+        super::endpoints::fan_out(&tx, ch.name(), &ids, now).await?;
+    }
     sync_reminders(&tx, &bookings, cfg, now).await?;
     tx.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
     tx.commit().await?;

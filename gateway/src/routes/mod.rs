@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod calendar;
 pub mod dashboard;
 pub mod dashboard_page;
 pub mod deliveries;
@@ -12,6 +13,7 @@ pub mod live;
 pub mod payments;
 pub mod resources;
 pub mod waitlist;
+pub mod webhooks;
 
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -30,6 +32,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(dashboard::configure)
             .configure(ingest::configure)
             .configure(deliveries::configure)
-            .configure(live::configure),
+            .configure(live::configure)
+            .configure(webhooks::configure)
+            .configure(calendar::configure),
     );
 }

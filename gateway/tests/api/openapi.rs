@@ -50,6 +50,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/deliveries/{id}"),
     ("post", "/api/v1/admin/deliveries/{id}/retry"),
     ("get", "/api/v1/ws"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("post", "/api/v1/calendar/feeds"),
+    ("get", "/api/v1/calendar/feeds"),
+    ("post", "/api/v1/calendar/feeds/{id}/rotate"),
+    ("delete", "/api/v1/calendar/feeds/{id}"),
+    ("get", "/api/v1/calendar/{token}.ics"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
