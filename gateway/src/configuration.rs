@@ -105,6 +105,11 @@ pub struct Settings {
     /// Minutes before a confirmed booking starts, comma-separated ("1440,60"; "" for none).
     #[serde(default = "crate::notify::default_reminder_offsets")]
     pub reminder_offsets_minutes: String,
+    // The Telegram bot (see `telegram.rs` and the README's "Telegram bot").
+    /// Bot token from @BotFather; the bot runs inside the server only when it is set.
+    pub telegram_bot_token: Option<Secret>,
+    /// Bot API base URL (a self-hosted Bot API server); default https://api.telegram.org.
+    pub telegram_api_url: Option<String>,
 }
 
 fn default_host() -> String {
@@ -208,6 +213,8 @@ impl Settings {
             delivery_backoff_base_ms: crate::notify::default_backoff_base_ms(),
             delivery_backoff_max_ms: crate::notify::default_backoff_max_ms(),
             reminder_offsets_minutes: crate::notify::default_reminder_offsets(),
+            telegram_bot_token: None,
+            telegram_api_url: None,
         }
     }
 
@@ -241,6 +248,7 @@ impl Settings {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
         }
         crate::notify::check(self).map_err(ConfigError)?;
+        crate::telegram::check(self).map_err(ConfigError)?;
         Ok(())
     }
 
@@ -269,6 +277,7 @@ mod tests {
         let mut s = Settings::local();
         s.database_url = Some(Secret::new("postgres://u:hunter2@db/x"));
         s.smtp_password = Some(Secret::new("smtp-hunter3"));
+        s.telegram_bot_token = Some(Secret::new("123:tg-hunter4"));
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter") && !printed.contains("test-secret"), "{printed}");
     }

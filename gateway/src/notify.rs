@@ -137,7 +137,11 @@ pub async fn start(s: &Settings) -> Result<Option<NotifierHandle>, String> {
     pg_cfg.pool_size = NOTIFIER_POOL_SIZE;
     let pg = PgStore::connect(&pg_cfg).await.map_err(|e| format!("notifier: {e}"))?;
     bots::delivery::describe_metrics();
-    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
+    if let Some(telegram) = crate::telegram::channel(s)? {
+        tracing::info!("telegram: notifications go to linked chats");
+        channels.push(Arc::new(telegram));
+    }
     let cfg = delivery_config(s)?;
     tracing::info!(reminders_minutes = ?cfg.reminder_offsets_minutes, "notification delivery started");
     Ok(Some(Notifier::new(pg, Arc::new(SystemClock), channels, cfg).spawn()))

@@ -49,6 +49,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The outbox consumer (PostgreSQL only).
     notifier: Option<bots::delivery::NotifierHandle>,
+    /// The Telegram bot (when TELEGRAM_BOT_TOKEN is set).
+    telegram: Option<bots::telegram::BotHandle>,
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
@@ -107,6 +109,7 @@ impl Application {
             None => Arc::new(MemoryPayments::default()),
         };
         let payment_provider = Arc::new(PaymentProvider::new(&settings));
+        let telegram = crate::telegram::Links::new(pg.as_ref().map(|p| p.pool().clone()));
         let state = web::Data::new(AppState {
             engine,
             accounts,
@@ -117,6 +120,7 @@ impl Application {
             rate_limits,
             payments,
             payment_provider,
+            telegram,
         });
         bootstrap_admin(&state).await?;
         if settings.demo_data_enabled() {
@@ -125,6 +129,7 @@ impl Application {
 
         // Before the server runs (nothing may fail after that); dropped on error, it stops.
         let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
+        let telegram = crate::telegram::start(&state).map_err(StartupError::Bootstrap)?;
         let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
         let port = listener.local_addr()?.port();
         state.payment_provider.set_listen_addr(listener.local_addr()?);
@@ -160,7 +165,7 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
-        Ok(Application { port, server, state, notifier })
+        Ok(Application { port, server, state, notifier, telegram })
     }
 
     pub fn port(&self) -> u16 {
@@ -174,8 +179,11 @@ impl Application {
     /// Serves until the server is stopped (signal), then lets the resource actors finish their
     /// in-flight commits before the pool is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Application { server, state, notifier, .. } = self;
+        let Application { server, state, notifier, telegram, .. } = self;
         let result = server.await;
+        if let Some(t) = telegram {
+            t.shutdown().await;
+        }
         if let Some(n) = notifier {
             n.shutdown().await;
         }

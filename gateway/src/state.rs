@@ -24,4 +24,6 @@ pub struct AppState {
     /// Payments (PostgreSQL or memory) and the simulated provider that settles them.
     pub payments: Arc<dyn Payments>,
     pub payment_provider: Arc<PaymentProvider>,
+    /// Telegram chat links and link codes (PostgreSQL or memory).
+    pub telegram: crate::telegram::Links,
 }

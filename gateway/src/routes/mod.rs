@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(admin::configure)
             .configure(dashboard::configure)
             .configure(ingest::configure)
-            .configure(deliveries::configure),
+            .configure(deliveries::configure)
+            .configure(crate::telegram::configure),
     );
 }
