@@ -381,10 +381,13 @@ async fn a_booking_is_cancelled_from_mybookings() {
     let book = button_with(&bot, "eb:");
     let held = press(&mut bot, &book).await;
     assert!(one(&held).starts_with("Held for you"), "{held:?}");
-    let booking = id_of(&button_with(&bot, "pay:"));
+    let pay = button_with(&bot, "pay:");
+    let booking = id_of(&pay);
+    press(&mut bot, &pay).await;
+    h.wait_for_status(&booking, "confirmed").await;
 
     let mine = say(&mut bot, "/mybookings").await;
-    assert!(one(&mine).contains("held"), "{mine:?}");
+    assert!(one(&mine).contains("confirmed"), "{mine:?}");
     let cancel = button_with(&bot, "cx:");
     assert_eq!(id_of(&cancel), booking);
     let done = press(&mut bot, &cancel).await;
