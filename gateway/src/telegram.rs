@@ -169,7 +169,8 @@ impl Links {
             }
             Links::Memory(m) => {
                 let mut m = m.lock().map_err(poisoned)?;
-                m.codes.retain(|_, (u, exp, used)| !(*u == user && !*used) && *exp >= now);
+                // Drop the user's unused codes and every expired one.
+                m.codes.retain(|_, (u, exp, used)| (*used || *u != user) && *exp >= now);
                 m.codes.insert(hash, (user, expires_at, false));
             }
         }

@@ -86,7 +86,7 @@ pub async fn join_waitlist(
         None => WaitlistEntryId::new_v7(),
     };
     let cmd = Command::JoinWaitlist { entry_id, user_id: user.id, wish, by: user.requester() };
-    Ok(state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "wish"))?)
+    state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "wish"))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
