@@ -349,6 +349,33 @@ async fn a_sold_out_event_waitlist_offer_is_accepted_with_a_button() {
     assert!(sent.iter().any(|t| t.starts_with("A place is free for you")), "{sent:?}");
     let accept = button_with(&bot, "oa:");
     assert!(buttons(&bot).iter().any(|(t, d)| t == "Decline" && d.starts_with("od:")));
+    // The client who cancelled has no linked chat: the Telegram channel does not reach them.
+    let theirs: i64 = h
+        .app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE channel = 'telegram' AND user_id = $1",
+            &[&uuid::Uuid::parse_str(&other.user_id).expect("id")],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(theirs, 0);
+    let offers: i64 = h
+        .app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE channel = 'telegram' AND kind = 'offer_made' AND status = 'delivered'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(offers, 1, "the offer was delivered once on the telegram channel");
     let accepted = press(&mut bot, &accept).await;
     assert!(one(&accepted).starts_with("Accepted"), "{accepted:?}");
 
