@@ -21,6 +21,7 @@ pub use dialogue::{HELP, State, dependencies, schema};
 pub use teloxide::Bot;
 
 use std::sync::Arc;
+use std::time::Duration;
 use teloxide::dispatching::ShutdownToken;
 use teloxide::dispatching::dialogue::ErasedStorage;
 use teloxide::prelude::*;
@@ -45,11 +46,19 @@ pub struct BotHandle {
 
 impl BotHandle {
     pub async fn shutdown(mut self) {
-        if let Ok(done) = self.token.shutdown() {
-            done.await;
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
+        match self.token.shutdown() {
+            Ok(done) => {
+                done.await;
+                if let Some(t) = self.task.take() {
+                    let _ = t.await;
+                }
+            }
+            // Not dispatching (still waiting to reach the Bot API): nothing to finish.
+            Err(_) => {
+                if let Some(t) = self.task.take() {
+                    t.abort();
+                }
+            }
         }
     }
 }
@@ -62,14 +71,32 @@ impl Drop for BotHandle {
     }
 }
 
-/// Runs the bot (long polling) on the current runtime until shut down.
+/// Longest wait between attempts to reach the Bot API at start.
+const MAX_START_RETRY: Duration = Duration::from_secs(300);
+
+/// Runs the bot (long polling) on the current runtime until shut down. If the Bot API cannot
+/// be reached at start (teloxide's `dispatch` would panic), it retries with backoff and logs.
 pub fn spawn(bot: Bot, backend: Arc<dyn Backend>, storage: Arc<ErasedStorage<State>>) -> BotHandle {
-    let mut dispatcher = Dispatcher::builder(bot, schema())
+    let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
         .dependencies(dependencies(backend, storage))
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("telegram bot: a handler failed"))
         .build();
     let token = dispatcher.shutdown_token();
-    let task = tokio::spawn(async move { dispatcher.dispatch().await });
+    let task = tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let listener = teloxide::update_listeners::polling_default(bot.clone()).await;
+            let on_error = LoggingErrorHandler::with_custom_text("telegram bot: polling failed");
+            match dispatcher.try_dispatch_with_listener(listener, on_error).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), "telegram bot: cannot reach the Bot API");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_START_RETRY);
+                }
+            }
+        }
+    });
     BotHandle { token, task: Some(task) }
 }
