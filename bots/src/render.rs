@@ -80,7 +80,7 @@ fn local_date(d: Date) -> String {
 }
 
 /// What was booked: the room, the tickets, the appointment.
-fn what(n: &Notice) -> String {
+pub fn what(n: &Notice) -> String {
     let label = n.resource.item_label.clone();
     match &n.booking.item {
         BookingItem::Stay { guests, .. } => {
@@ -102,7 +102,7 @@ fn what(n: &Notice) -> String {
 }
 
 /// When it is, in the resource's zone.
-fn when(n: &Notice) -> String {
+pub fn when(n: &Notice) -> String {
     let tz = zone(n);
     match &n.booking.item {
         BookingItem::Stay { check_in, check_out, .. } => {

@@ -131,6 +131,11 @@ pub struct Settings {
     /// Outbound webhooks may target loopback and private networks (off: SSRF protection).
     #[serde(default)]
     pub webhook_allow_private_targets: bool,
+    // The Telegram bot (see `telegram.rs` and the README's "Telegram bot").
+    /// Bot token from @BotFather; the bot runs inside the server only when it is set.
+    pub telegram_bot_token: Option<Secret>,
+    /// Bot API base URL (a self-hosted Bot API server); default https://api.telegram.org.
+    pub telegram_api_url: Option<String>,
 }
 
 fn default_host() -> String {
@@ -264,6 +269,8 @@ impl Settings {
             ws_client_timeout_secs: default_ws_timeout(),
             engine_live_capacity: default_engine_live_capacity(),
             webhook_allow_private_targets: false,
+            telegram_bot_token: None,
+            telegram_api_url: None,
         }
     }
 
@@ -318,6 +325,7 @@ impl Settings {
             return Err(ConfigError("MAX_BODY_BYTES must be between 1 KiB and 16 MiB".into()));
         }
         crate::notify::check(self).map_err(ConfigError)?;
+        crate::telegram::check(self).map_err(ConfigError)?;
         Ok(())
     }
 
@@ -348,6 +356,7 @@ mod tests {
         let mut s = Settings::local();
         s.database_url = Some(Secret::new("postgres://u:hunter2@db/x"));
         s.smtp_password = Some(Secret::new("smtp-hunter3"));
+        s.telegram_bot_token = Some(Secret::new("123:tg-hunter4"));
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter") && !printed.contains("test-secret"), "{printed}");
     }

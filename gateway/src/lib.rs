@@ -20,4 +20,5 @@ pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod telegram;
 pub mod telemetry;

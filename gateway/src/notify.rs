@@ -144,7 +144,11 @@ pub async fn start(s: &Settings) -> Result<Option<NotifierHandle>, String> {
         tracing::warn!("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback and private networks");
     }
     let webhooks = WebhookChannel::new(pg.pool().clone(), webhook_cfg)?;
-    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email), Arc::new(webhooks)];
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email), Arc::new(webhooks)];
+    if let Some(telegram) = crate::telegram::channel(s)? {
+        tracing::info!("telegram: notifications go to linked chats");
+        channels.push(Arc::new(telegram));
+    }
     let cfg = delivery_config(s)?;
     tracing::info!(reminders_minutes = ?cfg.reminder_offsets_minutes, "notification delivery started");
     Ok(Some(Notifier::new(pg, Arc::new(SystemClock), channels, cfg).spawn()))

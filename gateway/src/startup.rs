@@ -49,6 +49,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The outbox consumer (PostgreSQL only).
     notifier: Option<bots::delivery::NotifierHandle>,
+    /// The Telegram bot (when TELEGRAM_BOT_TOKEN is set).
+    telegram: Option<bots::telegram::BotHandle>,
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
@@ -108,6 +110,7 @@ impl Application {
         };
         let payment_provider = Arc::new(PaymentProvider::new(&settings));
         let live = crate::live::Hub::new(engine.clone(), crate::live::LiveConfig::from_settings(&settings));
+        let telegram = crate::telegram::Links::new(pg.as_ref().map(|p| p.pool().clone()));
         let state = web::Data::new(AppState {
             engine,
             accounts,
@@ -119,6 +122,7 @@ impl Application {
             payments,
             payment_provider,
             live,
+            telegram,
         });
         bootstrap_admin(&state).await?;
         if settings.demo_data_enabled() {
@@ -127,6 +131,7 @@ impl Application {
 
         // Before the server runs (nothing may fail after that); dropped on error, it stops.
         let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
+        let telegram = crate::telegram::start(&state).map_err(StartupError::Bootstrap)?;
         let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
         let port = listener.local_addr()?.port();
         state.payment_provider.set_listen_addr(listener.local_addr()?);
@@ -165,7 +170,7 @@ impl Application {
         // Live updates: on SIGTERM/ctrl-c close the WebSockets, or they hold the graceful stop.
         actix_web::rt::spawn(crate::live::close_on_signal(state.live.clone()));
         tracing::info!(port, store = if state.pg.is_some() { "postgres" } else { "memory" }, "listening");
-        Ok(Application { port, server, state, notifier })
+        Ok(Application { port, server, state, notifier, telegram })
     }
 
     pub fn port(&self) -> u16 {
@@ -179,8 +184,11 @@ impl Application {
     /// Serves until the server is stopped (signal), then lets the resource actors finish their
     /// in-flight commits before the pool is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Application { server, state, notifier, .. } = self;
+        let Application { server, state, notifier, telegram, .. } = self;
         let result = server.await;
+        if let Some(t) = telegram {
+            t.shutdown().await;
+        }
         if let Some(n) = notifier {
             n.shutdown().await;
         }

@@ -26,4 +26,6 @@ pub struct AppState {
     pub payment_provider: Arc<PaymentProvider>,
     /// Live updates: the WebSocket connections and what they are sent (`live.rs`).
     pub live: Arc<crate::live::Hub>,
+    /// Telegram chat links and link codes (PostgreSQL or memory).
+    pub telegram: crate::telegram::Links,
 }

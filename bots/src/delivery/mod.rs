@@ -37,6 +37,8 @@ pub struct Recipient {
     pub user_id: Uuid,
     pub name: String,
     pub email: Option<String>,
+    /// The Telegram chat linked to the account (`telegram_links`), if any.
+    pub telegram_chat_id: Option<i64>,
 }
 
 /// What happened: an outbox notification kind (`hold_created`, `confirmed`, ...) or a reminder.

@@ -28,10 +28,22 @@ type Result<T> = std::result::Result<T, DeliveryStoreError>;
 /// address, e.g. a linked Telegram chat, is added to this query and to [`Recipient`]). Users
 /// without an account are absent.
 pub async fn recipients(c: &impl GenericClient, users: &[Uuid]) -> Result<HashMap<Uuid, Recipient>> {
-    let rows = c.query("SELECT id, name, email FROM users WHERE id = ANY($1)", &[&users]).await?;
+    let rows = c
+        .query(
+            // Accounts the Telegram bot created have an address in the reserved domain
+            // `telegram.invalid` and no mailbox: no email for them.
+            "SELECT u.id, u.name, CASE WHEN u.email LIKE '%@telegram.invalid' THEN NULL ELSE u.email END, t.chat_id \
+             FROM users u \
+             LEFT JOIN telegram_links t ON t.user_id = u.id WHERE u.id = ANY($1)",
+            &[&users],
+        )
+        .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), Recipient { user_id: r.get(0), name: r.get(1), email: Some(r.get(2)) }))
+        .map(|r| {
+            let to = Recipient { user_id: r.get(0), name: r.get(1), email: r.get(2), telegram_chat_id: r.get(3) };
+            (to.user_id, to)
+        })
         .collect())
 }
 

@@ -89,7 +89,8 @@ async fn read_many_answers_each_resource_in_order_whether_in_memory_or_not() {
         let owner = UserId::new_v7();
         let mut ids = Vec::new();
         for i in 0..8u64 {
-            let id = e.create(fixtures::event(owner, &format!("Gig {arbiters}-{i}"), 10, e.now())).await.expect("create");
+            let id =
+                e.create(fixtures::event(owner, &format!("Gig {arbiters}-{i}"), 10, e.now())).await.expect("create");
             for _ in 0..i {
                 e.execute(id, book(UserId::new_v7()).1, None).await.expect("book");
             }

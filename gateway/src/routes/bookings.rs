@@ -88,14 +88,24 @@ async fn create(
     let Customer(user) = caller;
     let key = idempotency_key(&req)?;
     let b = body.0;
-    let resource = ResourceId(b.resource_id);
+    let booking = hold(&state, &user, ResourceId(b.resource_id), b.request, b.confirm, key).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/bookings/{}", booking.id))).json(booking))
+}
+
+/// Holds (or books at once with `confirm`) for a customer: `POST /bookings` and the bot.
+pub async fn hold(
+    state: &AppState,
+    user: &AuthUser,
+    resource: ResourceId,
+    request: BookingRequest,
+    confirm_now: bool,
+    key: Option<String>,
+) -> Result<Booking, ApiError> {
     // With a key the booking id is derived from (user, key): a retry is then the very same
     // command, which the resource answers with its first outcome.
     let booking_id = key.as_deref().map(|k| derived_id(user.id, k)).unwrap_or_else(BookingId::new_v7);
-    let cmd =
-        Command::Hold { booking_id, user_id: user.id, request: b.request, confirm: b.confirm, by: user.requester() };
-    let booking = booking_of(state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "request"))?)?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/bookings/{}", booking.id))).json(booking))
+    let cmd = Command::Hold { booking_id, user_id: user.id, request, confirm: confirm_now, by: user.requester() };
+    booking_of(state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "request"))?)
 }
 
 #[utoipa::path(
@@ -203,9 +213,19 @@ async fn act(
     make: impl FnOnce() -> Command,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(req)?;
+    Ok(HttpResponse::Ok().json(act_on(state, user, id, key, make).await?))
+}
+
+/// Runs a command on a booking the caller may see (the booking routes and the bot).
+pub async fn act_on(
+    state: &AppState,
+    user: &AuthUser,
+    id: BookingId,
+    key: Option<String>,
+    make: impl FnOnce() -> Command,
+) -> Result<Booking, ApiError> {
     let (resource, _) = visible_booking(state, user, id).await?;
-    let booking = booking_of(state.engine.execute(resource, make(), key).await.map_err(|e| in_body(e, "request"))?)?;
-    Ok(HttpResponse::Ok().json(booking))
+    booking_of(state.engine.execute(resource, make(), key).await.map_err(|e| in_body(e, "request"))?)
 }
 
 /// Confirming is the client's (after paying) or an admin's: owners cannot confirm for clients.

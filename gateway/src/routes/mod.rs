@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(deliveries::configure)
             .configure(live::configure)
             .configure(webhooks::configure)
-            .configure(calendar::configure),
+            .configure(calendar::configure)
+            .configure(crate::telegram::configure),
     );
 }

@@ -87,7 +87,14 @@ async fn start(
     body: Json<StartPayment>,
 ) -> Result<HttpResponse, ApiError> {
     let Customer(user) = caller;
-    let (resource_id, booking) = visible_booking(&state, &user, BookingId(body.0.booking_id)).await?;
+    let payment = start_payment(&state, &user, BookingId(body.0.booking_id)).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/payments/{}", payment.id))).json(payment))
+}
+
+/// Starts paying for a held booking the caller may see (`POST /payments`, and the bot's Pay
+/// button): a pending payment, settled by the simulated provider through the webhook.
+pub async fn start_payment(state: &AppState, user: &AuthUser, booking_id: BookingId) -> Result<Payment, ApiError> {
+    let (resource_id, booking) = visible_booking(state, user, booking_id).await?;
     let now = state.engine.now();
     if booking.status != BookingStatus::Held {
         return Err(ApiError::new(
@@ -113,7 +120,7 @@ async fn start(
     };
     state.payments.create(payment.clone()).await?;
     state.payment_provider.simulate(state.payments.clone(), payment.id);
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/payments/{}", payment.id))).json(payment))
+    Ok(payment)
 }
 
 /// A payment the caller may see: its client, the resource's owner, admins; else 404.

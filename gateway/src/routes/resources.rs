@@ -309,7 +309,7 @@ async fn list(
 }
 
 /// Keeps `limit` rows; returns the last kept row if more exist (the next page's cursor).
-fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
+pub(crate) fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
     let limit = usize::try_from(limit).unwrap_or(0);
     if rows.len() > limit {
         rows.truncate(limit);
@@ -375,7 +375,11 @@ pub struct HotelResult {
 )]
 #[get("/hotels/search")]
 async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
+    Ok(HttpResponse::Ok().json(hotel_search(&state, q.into_inner()).await?))
+}
+
+/// The hotel search of `GET /hotels/search` (also the Telegram bot's).
+pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<HotelResult>, ApiError> {
     check_city(&q.city)?;
     check_stay_dates(q.check_in, q.check_out, q.guests)?;
     let limit = pagination::limit(q.limit)?;
@@ -399,7 +403,7 @@ async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -
         let room_types = avail?.map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
         items.push(HotelResult { id: r.id, name: r.name.clone(), city: r.city.clone(), room_types });
     }
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+    Ok(Page { items, next_cursor: next })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -434,6 +438,11 @@ pub struct EventResult {
 )]
 #[get("/events")]
 async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(events_page(&state, &q).await?))
+}
+
+/// One page of events with their availability (`GET /events`, and the Telegram bot's list).
+pub async fn events_page(state: &AppState, q: &PageQuery) -> Result<Page<EventResult>, ApiError> {
     let limit = pagination::limit(q.limit)?;
     let filter = ResourceFilter {
         kind: Some(ResourceKind::Event),
@@ -460,7 +469,7 @@ async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Re
         let ((starts_at, ends_at), availability) = res?;
         items.push(EventResult { id: r.id, name: r.name.clone(), starts_at, ends_at, availability });
     }
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+    Ok(Page { items, next_cursor: next })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -507,15 +516,21 @@ async fn slots(
     q: web::Query<SlotQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let date = q.date;
+    let free = provider_slots(&state, ResourceId(*id), date).await?;
+    Ok(HttpResponse::Ok().json(SlotsView { date, slots: free }))
+}
+
+/// The free slots of a provider on a local date (`GET /providers/{id}/slots`, and the bot's).
+pub async fn provider_slots(state: &AppState, id: ResourceId, date: Date) -> Result<Vec<SlotView>, ApiError> {
     let out = state
         .engine
-        .read(ResourceId(*id), move |s, now| -> Result<Vec<SlotView>, engine::domain::error::DomainError> {
-            let slots: Vec<Slot> = s.provider_free_slots(date, now)?;
+        .read(id, move |s, now| -> Result<Vec<SlotView>, engine::domain::error::DomainError> {
+            let free: Vec<Slot> = s.provider_free_slots(date, now)?;
             let tz = match &s.kind() {
                 engine::domain::state::Kind::Provider(p) => p.time_zone().clone(),
                 _ => jiff::tz::TimeZone::UTC,
             };
-            Ok(slots
+            Ok(free
                 .into_iter()
                 .map(|sl| SlotView {
                     starts_at: sl.starts_at,
@@ -526,7 +541,7 @@ async fn slots(
         })
         .await?
         .map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
-    Ok(HttpResponse::Ok().json(SlotsView { date, slots: out }))
+    Ok(out)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

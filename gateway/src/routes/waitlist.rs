@@ -67,15 +67,26 @@ async fn join(
     let Customer(user) = caller;
     let key = idempotency_key(&req)?;
     let b = body.0;
+    match join_waitlist(&state, &user, ResourceId(b.resource_id), b.wish, key).await? {
+        Outcome::WaitlistEntry { entry } => Ok(HttpResponse::Created().json(entry)),
+        other => Ok(outcome_json(other)),
+    }
+}
+
+/// Puts a customer's wish on a resource's waitlist (`POST /waitlist` and the bot).
+pub async fn join_waitlist(
+    state: &AppState,
+    user: &AuthUser,
+    resource: ResourceId,
+    wish: Wish,
+    key: Option<String>,
+) -> Result<Outcome, ApiError> {
     let entry_id = match key.as_deref() {
         Some(k) => WaitlistEntryId(crate::routes::bookings::derived_id(user.id, k).0),
         None => WaitlistEntryId::new_v7(),
     };
-    let cmd = Command::JoinWaitlist { entry_id, user_id: user.id, wish: b.wish, by: user.requester() };
-    match state.engine.execute(ResourceId(b.resource_id), cmd, key).await.map_err(|e| in_body(e, "wish"))? {
-        Outcome::WaitlistEntry { entry } => Ok(HttpResponse::Created().json(entry)),
-        other => Ok(outcome_json(other)),
-    }
+    let cmd = Command::JoinWaitlist { entry_id, user_id: user.id, wish, by: user.requester() };
+    state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "wish"))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -189,10 +200,21 @@ async fn accept(
 ) -> Result<HttpResponse, ApiError> {
     // Customer: an owner gets 403 before the body is read.
     let Customer(user) = caller;
-    let entry_id = WaitlistEntryId(*id);
-    let resource = resource_of(&state, entry_id).await?;
-    let cmd = Command::AcceptOffer { entry_id, payment_ref: body.0.payment_ref, by: user.requester() };
-    Ok(outcome_json(state.engine.execute(resource, cmd, idempotency_key(&req)?).await?))
+    let key = idempotency_key(&req)?;
+    Ok(outcome_json(accept_offer(&state, &user, WaitlistEntryId(*id), body.0.payment_ref, key).await?))
+}
+
+/// Accepts a waitlist offer (`POST /waitlist/{id}/accept` and the bot's Accept button).
+pub async fn accept_offer(
+    state: &AppState,
+    user: &AuthUser,
+    entry_id: WaitlistEntryId,
+    payment_ref: Option<String>,
+    key: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let resource = resource_of(state, entry_id).await?;
+    let cmd = Command::AcceptOffer { entry_id, payment_ref, by: user.requester() };
+    Ok(state.engine.execute(resource, cmd, key).await?)
 }
 
 #[utoipa::path(
@@ -222,8 +244,18 @@ async fn decline(
 ) -> Result<HttpResponse, ApiError> {
     // Customer: an owner gets 403 before the body is read.
     let Customer(user) = caller;
-    let entry_id = WaitlistEntryId(*id);
-    let resource = resource_of(&state, entry_id).await?;
+    let key = idempotency_key(&req)?;
+    Ok(outcome_json(decline_offer(&state, &user, WaitlistEntryId(*id), key).await?))
+}
+
+/// Declines a waitlist offer (`POST /waitlist/{id}/decline` and the bot's Decline button).
+pub async fn decline_offer(
+    state: &AppState,
+    user: &AuthUser,
+    entry_id: WaitlistEntryId,
+    key: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let resource = resource_of(state, entry_id).await?;
     let cmd = Command::DeclineOffer { entry_id, by: user.requester() };
-    Ok(outcome_json(state.engine.execute(resource, cmd, idempotency_key(&req)?).await?))
+    Ok(state.engine.execute(resource, cmd, key).await?)
 }

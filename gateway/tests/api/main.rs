@@ -20,6 +20,7 @@ mod payments;
 mod rate_limits;
 mod roles;
 mod shutdown;
+mod telegram;
 mod tracing_export;
 mod web_page;
 mod webhooks;

@@ -46,6 +46,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/resources/{id}/dashboard"),
     ("get", "/api/v1/resources/{id}/dashboard/summary"),
     ("post", "/api/v1/ingest"),
+    ("post", "/api/v1/me/telegram/link-code"),
     ("get", "/api/v1/admin/deliveries"),
     ("get", "/api/v1/admin/deliveries/{id}"),
     ("post", "/api/v1/admin/deliveries/{id}/retry"),
