@@ -188,3 +188,66 @@ async fn the_check_fails_when_the_database_disagrees() {
     assert!(!ok, "the check passed a count that is off by one: {r}");
     assert_eq!(r["invariants_pass"], false, "{r}");
 }
+
+#[actix_web::test]
+async fn the_check_finds_overlapping_stays_and_appointments() {
+    let srv = server().await;
+    let (ok, r) = loadgen(
+        &srv,
+        &[
+            "hotel-rush",
+            "--hotels",
+            "2",
+            "--cities",
+            "1",
+            "--stays",
+            "10",
+            "--users",
+            "4",
+            "--clients",
+            "4",
+            "--duration-secs",
+            "1",
+        ],
+    )
+    .await;
+    assert!(ok, "{r}");
+    let (ok, r) =
+        loadgen(&srv, &["appointments", "--providers", "1", "--users", "4", "--clients", "4", "--duration-secs", "10"])
+            .await;
+    assert!(ok, "{r}");
+    // Behind the engine's back, without the database's own guards: move one active stay onto
+    // another's room and nights, and one appointment onto another's time.
+    let (db, conn) = tokio_postgres::connect(&srv.db.url, tokio_postgres::NoTls).await.expect("connect");
+    actix_web::rt::spawn(conn);
+    db.batch_execute(
+        "ALTER TABLE bookings DROP CONSTRAINT no_overlapping_stays;
+         ALTER TABLE bookings DROP CONSTRAINT no_overlapping_appointments;
+         WITH two AS (SELECT id, room_id, check_in, check_out FROM bookings
+                      WHERE item_kind = 'stay' AND status = 'confirmed' ORDER BY id LIMIT 2)
+         UPDATE bookings b SET room_id = f.room_id, check_in = f.check_in, check_out = f.check_out
+         FROM (SELECT * FROM two ORDER BY id LIMIT 1) f
+         WHERE b.id = (SELECT id FROM two ORDER BY id DESC LIMIT 1);
+         WITH two AS (SELECT id, starts_at, ends_at FROM bookings
+                      WHERE item_kind = 'appointment' AND status = 'confirmed' ORDER BY id LIMIT 2)
+         UPDATE bookings b SET starts_at = f.starts_at, ends_at = f.ends_at
+         FROM (SELECT * FROM two ORDER BY id LIMIT 1) f
+         WHERE b.id = (SELECT id FROM two ORDER BY id DESC LIMIT 1);",
+    )
+    .await
+    .expect("overlaps made");
+    let (ok, r) = loadgen(&srv, &["check"]).await;
+    assert!(!ok, "the check passed overlapping bookings: {r}");
+    let broken: Vec<&str> = r["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .filter(|c| !c["violations"].as_array().is_none_or(Vec::is_empty))
+        .filter_map(|c| c["check"].as_str())
+        .collect();
+    assert_eq!(
+        broken,
+        ["no overlapping active stays on a room", "no overlapping active appointments of a provider"],
+        "{r}"
+    );
+}

@@ -66,40 +66,18 @@ pub async fn check_all(db: &Client, acked: &[(Uuid, String)]) -> Result<Vec<Chec
             })
             .collect(),
     });
-    let rows = db
-        .query(
-            "SELECT a.id::text, b.id::text FROM bookings a JOIN bookings b
-               ON a.room_id = b.room_id AND a.id < b.id
-              AND daterange(a.check_in, a.check_out) && daterange(b.check_in, b.check_out)
-             WHERE a.item_kind = 'stay' AND b.item_kind = 'stay'
-               AND a.status IN ('held', 'confirmed') AND b.status IN ('held', 'confirmed') LIMIT 20",
-            &[],
+    out.push(overlaps(db, "no overlapping active stays on a room", "stay", "room_id", "check_in", "check_out").await?);
+    out.push(
+        overlaps(
+            db,
+            "no overlapping active appointments of a provider",
+            "appointment",
+            "resource_id",
+            "starts_at",
+            "ends_at",
         )
-        .await?;
-    out.push(Check {
-        name: "no overlapping active stays on a room",
-        violations: rows
-            .iter()
-            .map(|r| format!("stays {} and {}", r.get::<_, String>(0), r.get::<_, String>(1)))
-            .collect(),
-    });
-    let rows = db
-        .query(
-            "SELECT a.id::text, b.id::text FROM bookings a JOIN bookings b
-               ON a.resource_id = b.resource_id AND a.id < b.id
-              AND tstzrange(a.starts_at, a.ends_at) && tstzrange(b.starts_at, b.ends_at)
-             WHERE a.item_kind = 'appointment' AND b.item_kind = 'appointment'
-               AND a.status IN ('held', 'confirmed') AND b.status IN ('held', 'confirmed') LIMIT 20",
-            &[],
-        )
-        .await?;
-    out.push(Check {
-        name: "no overlapping active appointments of a provider",
-        violations: rows
-            .iter()
-            .map(|r| format!("appointments {} and {}", r.get::<_, String>(0), r.get::<_, String>(1)))
-            .collect(),
-    });
+        .await?,
+    );
     let rows = db
         .query(
             "SELECT r.id::text, r.held_bookings, coalesce(b.held, 0), r.confirmed_bookings, coalesce(b.confirmed, 0)
@@ -151,6 +129,45 @@ pub async fn check_all(db: &Client, acked: &[(Uuid, String)]) -> Result<Vec<Chec
         violations: missing,
     });
     Ok(out)
+}
+
+/// Active bookings of `kind` that overlap an earlier one of the same `owner` (room or provider).
+///
+/// One sort instead of a self-join: in `owner`'s bookings ordered by start, one overlaps an
+/// earlier one exactly when it starts before the latest end among those before it. The
+/// self-join this replaces took minutes on 50,000 stays (it compared each stay with every
+/// other of its room), which left a finished run waiting for its verdict.
+async fn overlaps(
+    db: &Client,
+    name: &'static str,
+    kind: &str,
+    owner: &str,
+    start: &str,
+    end: &str,
+) -> Result<Check, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT id::text, prev_id::text FROM (
+             SELECT id, {start} AS s,
+                    max({end}) OVER (PARTITION BY {owner} ORDER BY {start}, id
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS latest_end,
+                    lag(id) OVER (PARTITION BY {owner} ORDER BY {start}, id) AS prev_id
+             FROM bookings WHERE item_kind = $1 AND status IN ('held', 'confirmed')) t
+         WHERE s < latest_end LIMIT 20"
+    );
+    let rows = db.query(&sql, &[&kind]).await?;
+    Ok(Check {
+        name,
+        violations: rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{kind} {} overlaps an earlier one (the one before it: {})",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1)
+                )
+            })
+            .collect(),
+    })
 }
 
 /// Prints each check and PASS or FAIL; true when all passed.

@@ -34,6 +34,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest the invariant check may take (it reads every booking of the run once).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+
 #[derive(Parser)]
 #[command(about = "HTTP load generator and invariant checker for the reservation gateway")]
 struct Args {
@@ -270,9 +273,20 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     }
     let mut pass = expected_ok;
     if let Some(url) = args.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
-        let checks = invariants::check_all(&db, &acked).await?;
+        // Bounded: a check that cannot finish must say so and fail, not leave the run hanging.
+        let check = async {
+            let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            invariants::check_all(&db, &acked).await
+        };
+        let checks = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+            Ok(checks) => checks?,
+            Err(_) => {
+                return Err(
+                    format!("FAIL: the invariant check did not finish within {} s", CHECK_TIMEOUT.as_secs()).into()
+                );
+            }
+        };
         let ok = if args.json {
             checks.iter().all(|c| c.violations.is_empty())
         } else {
