@@ -137,14 +137,18 @@ fn verify_token(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .headers()
         .get(AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("send an access token: Authorization: Bearer <token>"))?;
-    let token = header
+    verify_access_token(state, bearer_token(header)?).map(|(user, _)| user)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (at most 4,096 characters).
+fn bearer_token(header: &actix_web::http::header::HeaderValue) -> Result<&str, ApiError> {
+    header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 4096)
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-    verify_access_token(state, token).map(|(user, _)| user)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))
 }
 
 /// The caller of a valid access token and when the token expires (Unix seconds).
@@ -168,14 +172,7 @@ pub const WS_TOKEN_PREFIX: &str = "bearer.";
 pub(crate) fn authenticate_ws(req: &HttpRequest) -> Result<(AuthUser, i64), ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("app state missing"))?;
     if let Some(header) = req.headers().get(AUTHORIZATION) {
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 4096)
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-        return verify_access_token(state, token);
+        return verify_access_token(state, bearer_token(header)?);
     }
     let offered = req
         .headers()
