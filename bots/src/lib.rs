@@ -11,5 +11,5 @@ pub mod delivery;
 pub mod email;
 pub mod ics;
 pub mod render;
-pub mod webhook;
 pub mod telegram;
+pub mod webhook;
