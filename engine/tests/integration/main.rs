@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod db_guards;
 mod live;
 mod races;
 mod restart;

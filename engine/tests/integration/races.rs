@@ -123,6 +123,20 @@ async fn two_hundred_clients_for_one_room() {
         .expect("overlaps")
         .get(0);
     assert_eq!(overlaps, 0);
+    // The database's guard holds exactly the winner's nights.
+    let nights: Vec<(Uuid, jiff::civil::Date)> = c
+        .query("SELECT booking_id, night FROM room_nights ORDER BY night", &[])
+        .await
+        .expect("nights")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let winner = ok.iter().next().copied().expect("one winner");
+    let row = c.query_one("SELECT check_in, check_out FROM bookings WHERE id = $1", &[&winner]).await.expect("winner");
+    let (check_in, check_out): (jiff::civil::Date, jiff::civil::Date) = (row.get(0), row.get(1));
+    let expected: Vec<(Uuid, jiff::civil::Date)> =
+        check_in.series(1.day()).take_while(|d| *d < check_out).map(|d| (winner, d)).collect();
+    assert_eq!(nights, expected);
 }
 
 #[actix::test]
