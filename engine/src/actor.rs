@@ -149,7 +149,8 @@ impl ResourceActor {
         match res {
             Ok(Some(l)) => match ResourceState::restore(self.id, l.spec.clone(), l.bookings, l.waitlist, l.idempotency)
             {
-                Ok(s) => {
+                Ok(mut s) => {
+                    s.remember_feed_gone(l.feed_known_from, l.feed_gone);
                     self.kind = l.spec.kind.kind();
                     self.version = l.version;
                     self.state = Some(s);
@@ -391,8 +392,9 @@ impl Handler<Exec> for ResourceActor {
             return;
         }
         // A feed replay names bookings that may have left memory (cancelled, completed): fetch
-        // those the store has, so the replay finds them instead of creating them again.
-        let missing: Vec<_> = msg.cmd.ingest_refs().into_iter().filter(|b| state.booking(*b).is_none()).collect();
+        // those the store has, so the replay finds them instead of creating them again. The
+        // state knows which ids those can be, so a batch of new events asks nothing.
+        let missing = state.feed_lookups(&msg.cmd);
         if !missing.is_empty() {
             let fut = self.store.load_bookings(self.id, missing);
             ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {

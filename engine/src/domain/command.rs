@@ -89,14 +89,6 @@ pub enum Command {
 }
 
 impl Command {
-    /// Bookings an `Ingest` may create: the shell loads those that exist in the store but not
-    /// in memory, so that a replayed event finds its booking instead of creating it again.
-    pub fn ingest_refs(&self) -> Vec<BookingId> {
-        match self {
-            Command::Ingest { events, .. } => events.iter().map(|e| e.booking_id).collect(),
-            _ => Vec::new(),
-        }
-    }
     /// The booking this command acts on, if any (the shell loads it if it is not in memory).
     pub fn booking_ref(&self) -> Option<BookingId> {
         match self {

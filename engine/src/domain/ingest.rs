@@ -9,6 +9,7 @@
 //! * a refused event and a cancellation are remembered as idempotency records (scope
 //!   `ingest`, kept like every idempotency record: 24 hours) and answer the same again.
 
+use super::booking::Booking;
 use super::error::DomainError;
 use super::ids::BookingId;
 use jiff::civil::Date;
@@ -20,6 +21,11 @@ pub const MAX_INGEST_EVENTS: usize = 1_000;
 pub const INGEST_SCOPE: &str = "ingest";
 /// Bookings made from the feed carry `idempotency_key = "ingest:<event key>"`.
 pub const INGEST_KEY_PREFIX: &str = "ingest:";
+
+/// Made by the feed: its idempotency key says so.
+pub fn is_feed_booking(b: &Booking) -> bool {
+    b.idempotency_key.as_deref().is_some_and(|k| k.starts_with(INGEST_KEY_PREFIX))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -146,13 +146,44 @@ fn a_replayed_booking_that_left_memory_is_found_again_not_rebooked() {
     ingest(&mut s, vec![cancel("c", "101", n)]);
     s.take_changes();
     let b = s.booking(r[0].booking_id.expect("id")).expect("b").clone();
+    let replay = Command::Ingest { events: vec![book("a", "101", n)], by: Requester::Owner(owner()) };
+    assert!(s.feed_lookups(&replay).is_empty(), "still in memory: nothing to fetch");
     s.evict_inactive();
     assert!(s.booking(b.id).is_none());
-    // What the actor does before deciding: put back what the store has.
+    // The state remembers that the store holds it, so the actor fetches it first...
+    assert_eq!(s.feed_lookups(&replay), [b.id]);
+    // ...and puts back what the store has.
     s.admit_inactive(b);
     let again = ingest(&mut s, vec![book("a", "101", n)]);
     assert_eq!(again, r);
     assert!(s.take_changes().is_empty());
+}
+
+#[test]
+fn the_store_is_asked_only_about_bookings_it_may_hold() {
+    let by = Requester::Owner(owner());
+    let n = date(2028, 3, 2);
+    let events = vec![
+        book("new", "101", n),
+        book("gone", "102", n),
+        book("old", "101", date(2027, 1, 5)),
+        cancel("c", "101", n),
+    ];
+    let id = |i: usize| events[i].booking_id;
+    let cmd = Command::Ingest { events: events.clone(), by };
+    // A new hotel has nothing stored.
+    assert!(hotel().feed_lookups(&cmd).is_empty());
+    // A hotel loaded from the store: until the store says what it holds, every booking event
+    // not in memory is asked about (cancellations name no booking of their own).
+    let spec = fixtures::hotel(owner(), "Feed Hotel", "Berlin", 2, 1);
+    let mut s = ResourceState::restore(ResourceId(Uuid::from_u128(7)), spec, vec![], vec![], vec![]).expect("restore");
+    assert_eq!(s.feed_lookups(&cmd), [id(0), id(1), id(2)]);
+    // Once it has: the ids it named, and nights before the date it is complete from.
+    s.remember_feed_gone(date(2027, 6, 1), [id(1)]);
+    assert_eq!(s.feed_lookups(&cmd), [id(1), id(2)]);
+    // A booking event for a night in memory is answered from memory.
+    ingest(&mut s, vec![book("new", "101", n)]);
+    assert_eq!(s.feed_lookups(&cmd), [id(1), id(2)]);
 }
 
 #[test]

@@ -13,7 +13,9 @@ use super::error::{DomainError, SpecError};
 use super::event::{EventAvailability, EventInventory};
 use super::hotel::{HotelInventory, RoomTypeAvailability};
 use super::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
-use super::ingest::{INGEST_KEY_PREFIX, INGEST_SCOPE, IngestAction, IngestEvent, IngestResult, MAX_INGEST_EVENTS};
+use super::ingest::{
+    INGEST_KEY_PREFIX, INGEST_SCOPE, IngestAction, IngestEvent, IngestResult, MAX_INGEST_EVENTS, is_feed_booking,
+};
 use super::inventory::{Inventory, Placement};
 use super::provider::{ProviderInventory, Slot};
 use super::spec::{KindSpec, ResourceKind, ResourceSpec};
@@ -21,7 +23,7 @@ use super::stats::{DayStats, share};
 use super::waitlist::{MAX_ACTIVE_ENTRIES, WaitlistEntry, WaitlistStatus};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Active bookings one resource may carry in memory (about 300 bytes each).
 pub const MAX_ACTIVE_BOOKINGS: usize = 1_000_000;
@@ -113,6 +115,11 @@ pub struct ResourceState {
     idempotency_order: VecDeque<(Timestamp, String, String)>,
     counters: Counters,
     changes: Vec<Change>,
+    /// Feed bookings the store holds but memory does not (cancelled or finished, then
+    /// evicted), complete for nights from `feed_known_from` on. A booking event naming none of
+    /// them, for such a night, is new: the shell need not ask the store (see `feed_lookups`).
+    feed_gone: HashSet<BookingId>,
+    feed_known_from: Date,
 }
 
 /// Resource-level facts for listings and the admin overview.
@@ -173,6 +180,9 @@ impl ResourceState {
     ) -> Result<ResourceState, SpecError> {
         let kind = Kind::build(&spec.kind)?;
         let mut s = ResourceState::empty(id, &spec, kind);
+        // What the store holds beyond the active bookings is unknown until the shell passes
+        // it (`remember_feed_gone`): until then every replay candidate is looked up.
+        s.feed_known_from = Date::MAX;
         for b in bookings {
             s.index_in(&b);
             if b.status.is_active() {
@@ -216,6 +226,9 @@ impl ResourceState {
             idempotency_order: VecDeque::new(),
             counters: Counters::default(),
             changes: Vec::new(),
+            feed_gone: HashSet::new(),
+            // A new resource has no stored bookings: nothing to look up.
+            feed_known_from: Date::MIN,
         }
     }
 
@@ -304,7 +317,34 @@ impl ResourceState {
     /// Drops finished bookings from memory once their last change is durable: they no longer
     /// constrain capacity, and the shell reloads one from the store if a command names it.
     pub fn evict_inactive(&mut self) {
-        self.bookings.retain(|_, b| b.status.is_active());
+        let gone = &mut self.feed_gone;
+        self.bookings.retain(|id, b| {
+            let keep = b.status.is_active();
+            if !keep && is_feed_booking(b) {
+                gone.insert(*id);
+            }
+            keep
+        });
+    }
+
+    /// What the store said at load: the ids of this resource's feed bookings that are not
+    /// active, complete for nights from `known_from` on.
+    pub fn remember_feed_gone(&mut self, known_from: Date, ids: impl IntoIterator<Item = BookingId>) {
+        self.feed_gone.extend(ids);
+        self.feed_known_from = known_from;
+    }
+
+    /// The bookings an `Ingest` names that the shell must fetch from the store before deciding
+    /// it, so that a replayed event finds its booking instead of creating it again: those not
+    /// in memory that the store holds or may hold.
+    pub fn feed_lookups(&self, cmd: &Command) -> Vec<BookingId> {
+        let Command::Ingest { events, .. } = cmd else { return Vec::new() };
+        events
+            .iter()
+            .filter(|e| e.action == IngestAction::Book && !self.bookings.contains_key(&e.booking_id))
+            .filter(|e| e.night < self.feed_known_from || self.feed_gone.contains(&e.booking_id))
+            .map(|e| e.booking_id)
+            .collect()
     }
 
     /// Puts back a finished booking the shell loaded from the store for a command about it.
@@ -839,7 +879,7 @@ impl ResourceState {
         let id = h.stay_on(room_id, e.night).ok_or(DomainError::BookingNotFound)?;
         let b = self.bookings.get(&id).ok_or(DomainError::BookingNotFound)?;
         let from_feed = b.user_id == self.owner_id
-            && b.idempotency_key.as_deref().is_some_and(|k| k.starts_with(INGEST_KEY_PREFIX))
+            && is_feed_booking(b)
             && matches!(b.item, BookingItem::Stay { check_in, .. } if check_in == e.night)
             && b.status == BookingStatus::Confirmed;
         if !from_feed {

@@ -9,6 +9,7 @@ use super::{
 use crate::domain::booking::{Booking, BookingStatus, Transition};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
 use crate::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
+use crate::domain::ingest::is_feed_booking;
 use crate::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use crate::domain::state::{Counters, IDEMPOTENCY_RETENTION_SECS};
 use crate::domain::stats::DayStats;
@@ -196,6 +197,13 @@ impl Store for MemoryStore {
                     .filter(|((rid, _, _), rec)| *rid == id && horizon.is_none_or(|h| rec.at > h))
                     .map(|(_, rec)| rec.clone())
                     .collect(),
+                feed_gone: d
+                    .bookings
+                    .values()
+                    .filter(|b| b.resource_id == id && !b.status.is_active() && is_feed_booking(b))
+                    .map(|b| b.id)
+                    .collect(),
+                feed_known_from: Date::MIN,
             }))
         })
     }

@@ -47,6 +47,10 @@ pub struct LoadedResource {
     pub waitlist: Vec<WaitlistEntry>,
     /// Idempotency records younger than the retention period.
     pub idempotency: Vec<IdempotencyRecord>,
+    /// The resource's feed bookings that are not active, at least those with a night on or
+    /// after `feed_known_from` (`ResourceState::remember_feed_gone`).
+    pub feed_gone: Vec<BookingId>,
+    pub feed_known_from: Date,
 }
 
 /// One group commit: all the changes an actor decided since its last commit.
@@ -148,7 +152,7 @@ pub trait Store: Send + Sync + 'static {
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>>;
 
     /// Those of `ids` that are bookings of the resource, whatever their status (for a feed
-    /// replay: `Command::ingest_refs`). At most 1000 ids are asked for at once.
+    /// replay: `ResourceState::feed_lookups`). At most 1000 ids are asked for at once.
     fn load_bookings(&self, resource_id: ResourceId, ids: Vec<BookingId>) -> StoreFuture<Vec<Booking>>;
 
     /// The resource's dashboard counters for the days in `[from, to)` that have any, by day

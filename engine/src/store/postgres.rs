@@ -1128,8 +1128,26 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
             at: k.get(4),
         });
     }
+    // The feed's cancelled (and just completed) stays, so that a replay of their booking event
+    // is recognised without a query per batch. Nights before the day before yesterday are
+    // past in every time zone: a booking event for one is refused unless it is a replay, is
+    // rare, and is looked up (`ResourceState::feed_lookups`); leaving them out keeps this
+    // bounded by what is still to come, not by the hotel's whole history.
+    let feed_known_from: Date =
+        tx.query_one("SELECT (now() AT TIME ZONE 'UTC')::date - 2", &[]).await.map_err(db_err)?.get(0);
+    let feed_gone = tx
+        .query(
+            "SELECT id FROM bookings WHERE resource_id = $1 AND status IN ('cancelled', 'completed')
+               AND item_kind = 'stay' AND check_in >= $2 AND idempotency_key LIKE 'ingest:%'",
+            &[&rid, &feed_known_from],
+        )
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| BookingId(r.get(0)))
+        .collect();
     tx.commit().await.map_err(db_err)?;
-    Ok(Some(LoadedResource { spec, version, bookings, waitlist, idempotency }))
+    Ok(Some(LoadedResource { spec, version, bookings, waitlist, idempotency, feed_gone, feed_known_from }))
 }
 
 impl Store for PgStore {
@@ -1141,14 +1159,15 @@ impl Store for PgStore {
             }
             let ids: Vec<Uuid> = ids.iter().map(|b| b.0).collect();
             let c = this.client().await?;
+            // By primary key alone, the resource checked here: with `AND resource_id = $2` the
+            // planner ANDed a bitmap of the resource's every booking (measured: 7 % of the
+            // database's CPU in the feed benchmark) to find a thousand ids.
             let rows = c
-                .query(
-                    &format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ANY($1) AND resource_id = $2"),
-                    &[&ids, &resource_id.0],
-                )
+                .query(&format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ANY($1)"), &[&ids])
                 .await
                 .map_err(db_err)?;
-            rows.iter().map(booking_from_row).collect()
+            let found = rows.iter().map(booking_from_row).collect::<Result<Vec<_>, _>>()?;
+            Ok(found.into_iter().filter(|b| b.resource_id == resource_id).collect())
         })
     }
 

@@ -5,6 +5,7 @@ use crate::common::{TestDb, store_of};
 use engine::domain::booking::{BookingRequest, BookingStatus, Requester, Wish};
 use engine::domain::command::{Command, Outcome};
 use engine::domain::ids::{BookingId, ResourceId, UserId, WaitlistEntryId};
+use engine::domain::ingest::{IngestAction, IngestEvent, IngestResult, IngestStatus};
 use engine::domain::waitlist::WaitlistStatus;
 use engine::{Clock, Engine, EngineConfig, ManualClock, fixtures};
 use jiff::{SignedDuration, Timestamp};
@@ -138,4 +139,73 @@ async fn an_active_actor_expires_its_holds_by_timer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the actor's timer did not expire the hold");
+}
+
+/// One feed event through the engine; its one result.
+async fn feed(e: &Engine, id: ResourceId, owner: UserId, event: IngestEvent) -> IngestResult {
+    let cmd = Command::Ingest { events: vec![event], by: Requester::Owner(owner) };
+    match e.execute(id, cmd, None).await.expect("ingest") {
+        Outcome::Ingested { mut results } if results.len() == 1 => results.remove(0),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn after_a_restart_a_feed_replay_finds_its_cancelled_or_past_booking_instead_of_booking_again() {
+    let db = TestDb::new();
+    let owner = UserId::new_v7();
+    let night = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(30))
+        .expect("night");
+    let event = |key: &str, booking_id: BookingId, night, action| IngestEvent {
+        key: key.to_owned(),
+        booking_id,
+        room: "101".into(),
+        night,
+        action,
+    };
+    let booked = BookingId::new_v7();
+    let id = {
+        let e = Engine::new(Arc::new(store_of(&db).await), Arc::new(engine::SystemClock), EngineConfig::default());
+        let id = e.create(fixtures::hotel(owner, "Replay Inn", "Porto", 1, 0)).await.expect("create");
+        let r = feed(&e, id, owner, event("b1", booked, night, IngestAction::Book)).await;
+        assert_eq!((r.status, r.booking_id), (IngestStatus::Booked, Some(booked)));
+        let r = feed(&e, id, owner, event("c1", BookingId::new_v7(), night, IngestAction::Cancel)).await;
+        assert_eq!((r.status, r.booking_id), (IngestStatus::Cancelled, Some(booked)));
+        id
+    };
+    // An old feed stay, finished long ago, written behind the engine's back.
+    let past = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_sub(jiff::Span::new().days(40))
+        .expect("past");
+    let old = BookingId::new_v7();
+    let c = db.client().await;
+    let room = fixtures::fixed_id("Replay Inn", 1_000);
+    c.execute(
+        "INSERT INTO bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id, check_in, check_out,
+            guests, amount_minor, currency, idempotency_key, created_at, updated_at)
+         VALUES ($1, $2, 'stay', $3, 'completed', $4, $5, $6::date, $6::date + 1, 1, 10000, 'EUR', 'ingest:b0', now(), now())",
+        &[&old.0, &id.0, &owner.0, &fixtures::fixed_id("Replay Inn", 1), &room, &past],
+    )
+    .await
+    .expect("an old stay");
+
+    // A new engine loads the hotel from the database: replays answer what the first delivery did.
+    let e = Engine::new(Arc::new(store_of(&db).await), Arc::new(engine::SystemClock), EngineConfig::default());
+    let r = feed(&e, id, owner, event("b1", booked, night, IngestAction::Book)).await;
+    assert_eq!((r.status, r.booking_id), (IngestStatus::Booked, Some(booked)), "{r:?}");
+    let r = feed(&e, id, owner, event("b0", old, past, IngestAction::Book)).await;
+    assert_eq!((r.status, r.booking_id), (IngestStatus::Booked, Some(old)), "{r:?}");
+    assert_eq!(status_in_db(&db, "bookings", booked.0).await, "cancelled");
+    // And a new event for the freed night books it, as a new booking.
+    let fresh = BookingId::new_v7();
+    let r = feed(&e, id, owner, event("b2", fresh, night, IngestAction::Book)).await;
+    assert_eq!((r.status, r.booking_id), (IngestStatus::Booked, Some(fresh)), "{r:?}");
+    let rows: i64 =
+        c.query_one("SELECT count(*) FROM bookings WHERE resource_id = $1", &[&id.0]).await.expect("count").get(0);
+    assert_eq!(rows, 3, "no booking written twice");
 }
