@@ -146,3 +146,28 @@ async fn the_database_refuses_a_second_active_stay_on_a_room_night_whoever_write
     insert_stay(&c, &h, h.rooms[0], day(21), day(23), "confirmed").await.expect("free after the delete");
     nights_match_stays(&c).await;
 }
+
+#[actix::test]
+async fn a_booking_needs_its_resource_and_a_resource_with_bookings_is_not_deleted() {
+    let db = TestDb::new();
+    let engine = Engine::new(Arc::new(store_of(&db).await), system_clock(), EngineConfig::default());
+    let h = hotel(&engine).await;
+    let c = db.client().await;
+    let fk = Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION);
+
+    let ghost = Hotel { id: ResourceId(Uuid::now_v7()), room_type: h.room_type, rooms: h.rooms };
+    let err = insert_stay(&c, &ghost, h.rooms[0], day(3), day(4), "confirmed").await.expect_err("no such resource");
+    assert_eq!(err.code(), fk, "{err}");
+    let stay = insert_stay(&c, &h, h.rooms[0], day(3), day(4), "confirmed").await.expect("an existing resource");
+    let err = c
+        .execute("UPDATE bookings SET resource_id = $2 WHERE id = $1", &[&stay, &ghost.id.0])
+        .await
+        .expect_err("moved to no resource");
+    assert_eq!(err.code(), fk, "{err}");
+
+    let err = c.execute("DELETE FROM resources WHERE id = $1", &[&h.id.0]).await.expect_err("it has a booking");
+    assert_eq!(err.code(), fk, "{err}");
+    // Without bookings it may go (its specification rows cascade).
+    c.execute("DELETE FROM bookings WHERE resource_id = $1", &[&h.id.0]).await.expect("bookings removed");
+    c.execute("DELETE FROM resources WHERE id = $1", &[&h.id.0]).await.expect("an empty resource is deleted");
+}
