@@ -304,6 +304,8 @@ impl RoomStays {
 struct Layout {
     type_index: HashMap<RoomTypeId, usize>,
     room_index: HashMap<RoomId, usize>,
+    /// Rooms by number (unique in a hotel): the feed names a room per event.
+    room_by_number: HashMap<String, usize>,
     /// Per room type (spec order): positions of its rooms, in spec order.
     rooms_of_type: Vec<Vec<usize>>,
 }
@@ -314,13 +316,15 @@ impl Layout {
             spec.room_types.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
         let mut rooms_of_type = vec![Vec::new(); spec.room_types.len()];
         let mut room_index = HashMap::with_capacity(spec.rooms.len());
+        let mut room_by_number = HashMap::with_capacity(spec.rooms.len());
         for (i, r) in spec.rooms.iter().enumerate() {
             room_index.insert(r.id, i);
+            room_by_number.insert(r.number.clone(), i);
             if let Some(rooms) = type_index.get(&r.room_type_id).and_then(|&t| rooms_of_type.get_mut(t)) {
                 rooms.push(i);
             }
         }
-        Layout { type_index, room_index, rooms_of_type }
+        Layout { type_index, room_index, room_by_number, rooms_of_type }
     }
 }
 
@@ -444,7 +448,7 @@ impl HotelInventory {
     /// The room a channel feed names: by its number in this hotel, else by its id.
     pub fn resolve_room(&self, name: &str) -> Option<&RoomSpec> {
         let name = name.trim();
-        if let Some(r) = self.spec.rooms.iter().find(|r| r.number == name) {
+        if let Some(r) = self.layout.room_by_number.get(name).and_then(|&p| self.spec.rooms.get(p)) {
             return Some(r);
         }
         let id = uuid::Uuid::parse_str(name).ok()?;

@@ -120,6 +120,9 @@ pub struct ResourceState {
     /// them, for such a night, is new: the shell need not ask the store (see `feed_lookups`).
     feed_gone: HashSet<BookingId>,
     feed_known_from: Date,
+    /// Bookings that became inactive since the last `evict_inactive`, so eviction visits them
+    /// and not every booking in memory.
+    finished: Vec<BookingId>,
 }
 
 /// Resource-level facts for listings and the admin overview.
@@ -187,6 +190,8 @@ impl ResourceState {
             s.index_in(&b);
             if b.status.is_active() {
                 s.kind.inv_mut().take(b.id, &b.item);
+            } else {
+                s.finished.push(b.id);
             }
             s.bookings.insert(b.id, b);
         }
@@ -229,6 +234,7 @@ impl ResourceState {
             feed_gone: HashSet::new(),
             // A new resource has no stored bookings: nothing to look up.
             feed_known_from: Date::MIN,
+            finished: Vec::new(),
         }
     }
 
@@ -317,14 +323,15 @@ impl ResourceState {
     /// Drops finished bookings from memory once their last change is durable: they no longer
     /// constrain capacity, and the shell reloads one from the store if a command names it.
     pub fn evict_inactive(&mut self) {
-        let gone = &mut self.feed_gone;
-        self.bookings.retain(|id, b| {
-            let keep = b.status.is_active();
-            if !keep && is_feed_booking(b) {
-                gone.insert(*id);
+        for id in std::mem::take(&mut self.finished) {
+            // Still inactive (a late confirmation may have revived it)?
+            if self.bookings.get(&id).is_some_and(|b| !b.status.is_active())
+                && let Some(b) = self.bookings.remove(&id)
+                && is_feed_booking(&b)
+            {
+                self.feed_gone.insert(id);
             }
-            keep
-        });
+        }
     }
 
     /// What the store said at load: the ids of this resource's feed bookings that are not
@@ -350,6 +357,7 @@ impl ResourceState {
     /// Puts back a finished booking the shell loaded from the store for a command about it.
     pub fn admit_inactive(&mut self, b: Booking) {
         if !b.status.is_active() && b.resource_id == self.id && !self.bookings.contains_key(&b.id) {
+            self.finished.push(b.id);
             self.bookings.insert(b.id, b);
         }
     }
@@ -807,7 +815,7 @@ impl ResourceState {
             return IngestResult::booked(e.booking_id);
         }
         let result = match e.action {
-            IngestAction::Book => self.ingest_book(&e, now),
+            IngestAction::Book => self.ingest_book(&e, now).or_else(|err| self.booked_by_key(&e).ok_or(err)),
             IngestAction::Cancel => self.ingest_cancel(&e, by, now),
         };
         match (&result, e.action) {
@@ -866,6 +874,17 @@ impl ResourceState {
         };
         self.insert_booking(booking, Requester::Owner(self.owner_id), "booked by the channel feed", now);
         Ok(self.booking_outcome(e.booking_id))
+    }
+
+    /// The stay on the event's room and night, if the feed made it from this very event (its
+    /// key): a replay whose booking id was derived differently (before ids carried the event's
+    /// instant) still answers the first result instead of "taken".
+    fn booked_by_key(&self, e: &IngestEvent) -> Option<Outcome> {
+        let Kind::Hotel(h) = &self.kind else { return None };
+        let id = h.stay_on(h.resolve_room(&e.room)?.id, e.night)?;
+        let b = self.bookings.get(&id)?;
+        let key = b.idempotency_key.as_deref()?.strip_prefix(INGEST_KEY_PREFIX)?;
+        (key == e.key && b.status.is_active()).then(|| self.booking_outcome(id))
     }
 
     /// Cancels the feed's one-night stay on that room and night; a stay booked any other way
@@ -1035,6 +1054,9 @@ impl ResourceState {
         if counts_as_booked(b.status) {
             self.tally(&b, 1, false);
         }
+        if !b.status.is_active() {
+            self.finished.push(b.id);
+        }
         self.bookings.insert(b.id, b);
     }
 
@@ -1048,6 +1070,9 @@ impl ResourceState {
             self.kind.inv_mut().take(id, &b.item);
         }
         b.status = to;
+        if !to.is_active() {
+            self.finished.push(id);
+        }
         if to == BookingStatus::Confirmed {
             b.hold_expires_at = None;
         }

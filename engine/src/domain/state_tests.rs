@@ -881,6 +881,30 @@ fn late_confirmation_retakes_free_capacity() {
 }
 
 #[test]
+fn eviction_drops_exactly_the_bookings_that_finished_however_they_finished() {
+    let mut fx = Fx::new(event_spec(10));
+    fx.ok(hold(bid(1), alice(), tickets(1))); // released
+    fx.ok(book(bid(2), alice(), tickets(1))); // cancelled
+    fx.ok(hold(bid(3), bob(), tickets(1))); // expires, then confirmed late
+    fx.ok(hold(bid(4), bob(), tickets(1))); // expires
+    fx.ok(book(bid(5), bob(), tickets(1))); // stays confirmed
+    fx.ok(release(bid(1), alice()));
+    fx.ok(cancel(bid(2), alice()));
+    fx.advance(i64::from(HOLD_TTL) + 30);
+    fx.tick();
+    fx.ok(confirm(bid(3), bob()));
+    fx.s.evict_inactive();
+    let mut left: Vec<BookingId> = fx.s.bookings().map(|b| b.id).collect();
+    left.sort();
+    assert_eq!(left, [bid(3), bid(5)]);
+    fx.s.check_invariants().expect("invariants after eviction");
+    // A later finish is evicted by the next round, and nothing else is.
+    fx.ok(cancel(bid(5), bob()));
+    fx.s.evict_inactive();
+    assert_eq!(fx.s.bookings().map(|b| b.id).collect::<Vec<_>>(), [bid(3)]);
+}
+
+#[test]
 fn late_confirmation_fails_when_the_capacity_is_gone_without_overselling_or_leaking() {
     let mut fx = Fx::new(event_spec(1));
     fx.ok(hold(bid(1), alice(), tickets(1)));
