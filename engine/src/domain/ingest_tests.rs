@@ -160,6 +160,21 @@ fn a_replayed_booking_that_left_memory_is_found_again_not_rebooked() {
 }
 
 #[test]
+fn a_replay_is_known_by_its_key_even_when_its_booking_id_was_derived_otherwise() {
+    let mut s = hotel();
+    let n = date(2028, 3, 3);
+    let first = ingest(&mut s, vec![book("a", "101", n)]);
+    s.take_changes();
+    let mut replay = book("a", "101", n);
+    replay.booking_id = crate::domain::ids::BookingId(Uuid::from_u128(12_345));
+    let again = ingest(&mut s, vec![replay]);
+    assert_eq!(again, first);
+    assert!(s.take_changes().is_empty(), "a replay writes nothing");
+    // Another event for that room-night is still refused.
+    assert_eq!(codes(&ingest(&mut s, vec![book("b", "101", n)])), ["room_night_taken"]);
+}
+
+#[test]
 fn the_store_is_asked_only_about_bookings_it_may_hold() {
     let by = Requester::Owner(owner());
     let n = date(2028, 3, 2);
