@@ -147,6 +147,63 @@ async fn the_database_refuses_a_second_active_stay_on_a_room_night_whoever_write
     nights_match_stays(&c).await;
 }
 
+/// Statements that change many stays at once (a group commit's upsert, an operator's bulk
+/// fix) give back exactly the nights that stopped being held, whatever size the connection's
+/// first such statement had: the trigger's plan must not be one made for a single row.
+#[actix::test]
+async fn bulk_updates_and_deletes_keep_exactly_the_active_nights() {
+    let db = TestDb::new();
+    let engine = Engine::new(Arc::new(store_of(&db).await), system_clock(), EngineConfig::default());
+    let h = hotel(&engine).await;
+    let c = db.client().await;
+    // 600 stays of one to three nights over both rooms, back to back.
+    let mut ids = Vec::new();
+    for (i, room) in h.rooms.iter().enumerate() {
+        let mut at = 2 + i64::try_from(i).expect("small");
+        for n in 0..300_i64 {
+            let len = 1 + n % 3;
+            ids.push(insert_stay(&c, &h, *room, day(at), day(at + len), "confirmed").await.expect("free"));
+            at += len;
+        }
+    }
+    nights_match_stays(&c).await;
+    // First on this connection: one row. Then 400 rows of every kind at once: cancelled,
+    // confirmed again (active -> active: nights kept), and moved a night later.
+    c.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1", &[&ids[0]]).await.expect("one");
+    c.execute(
+        "UPDATE bookings SET status = CASE WHEN n % 2 = 0 THEN 'cancelled' ELSE status END,
+                             updated_at = now()
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n) WHERE bookings.id = u.id",
+        &[&ids[1..401].to_vec()],
+    )
+    .await
+    .expect("bulk cancel");
+    nights_match_stays(&c).await;
+    let freed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM bookings b WHERE b.status = 'cancelled'
+               AND NOT EXISTS (SELECT 1 FROM room_nights r WHERE r.booking_id = b.id)",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(freed, 201, "every cancelled stay gave back all its nights");
+    // The last stay of each room moves one night on (its next night is free): nights follow.
+    c.execute(
+        "UPDATE bookings SET check_in = check_in + 1, check_out = check_out + 1
+         WHERE id = ANY($1)",
+        &[&vec![ids[299], ids[599]]],
+    )
+    .await
+    .expect("moved");
+    nights_match_stays(&c).await;
+    c.execute("DELETE FROM bookings WHERE id = ANY($1)", &[&ids[401..].to_vec()]).await.expect("bulk delete");
+    nights_match_stays(&c).await;
+    let left: i64 = c.query_one("SELECT count(*) FROM room_nights", &[]).await.expect("count").get(0);
+    assert!(left > 0, "the stays kept still hold their nights");
+}
+
 #[actix::test]
 async fn a_booking_needs_its_resource_and_a_resource_with_bookings_is_not_deleted() {
     let db = TestDb::new();
