@@ -175,6 +175,49 @@ fn a_replay_is_known_by_its_key_even_when_its_booking_id_was_derived_otherwise()
 }
 
 #[test]
+fn a_cancellation_is_remembered_by_its_result_alone_and_older_records_still_answer() {
+    use crate::domain::command::IdempotencyRecord;
+    let mut s = hotel();
+    let n = date(2028, 3, 4);
+    let booked = ingest(&mut s, vec![book("a", "101", n), book("b", "102", n)]);
+    s.take_changes();
+    let c = ingest(&mut s, vec![cancel("x", "101", n), cancel("y", "201", n)]);
+    assert_eq!(codes(&c), ["cancelled", "booking_not_found"]);
+    let records: Vec<IdempotencyRecord> = s
+        .take_changes()
+        .into_iter()
+        .filter_map(|ch| match ch {
+            Change::Idempotency(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    // What the store keeps is the event's own result, not the booking it cancelled.
+    let kept: Vec<_> = records.iter().map(|r| r.result.clone()).collect();
+    assert_eq!(
+        kept,
+        [Ok(Outcome::Ingested { results: vec![c[0].clone()] }), Ok(Outcome::Ingested { results: vec![c[1].clone()] })]
+    );
+    // A hotel restored with these records answers replays from them...
+    let spec = fixtures::hotel(owner(), "Feed Hotel", "Berlin", 2, 1);
+    let restored = |records: Vec<IdempotencyRecord>| {
+        ResourceState::restore(ResourceId(Uuid::from_u128(7)), spec.clone(), vec![], vec![], records).expect("restore")
+    };
+    let mut r = restored(records.clone());
+    assert_eq!(ingest(&mut r, vec![cancel("x", "101", n), cancel("y", "201", n)]), c);
+    assert!(r.take_changes().is_empty(), "a replay writes nothing");
+    // ...and so does one with records of the shape written before (the whole booking, or
+    // the domain error), kept for a day after an upgrade.
+    let b = s.booking(booked[0].booking_id.expect("id")).expect("cancelled booking").clone();
+    let older = vec![
+        IdempotencyRecord { result: Ok(Outcome::Booking { booking: b }), ..records[0].clone() },
+        IdempotencyRecord { result: Err(crate::domain::error::DomainError::BookingNotFound), ..records[1].clone() },
+    ];
+    let mut r = restored(older);
+    assert_eq!(ingest(&mut r, vec![cancel("x", "101", n), cancel("y", "201", n)]), c);
+    assert!(r.take_changes().is_empty());
+}
+
+#[test]
 fn the_store_is_asked_only_about_bookings_it_may_hold() {
     let by = Requester::Owner(owner());
     let n = date(2028, 3, 2);

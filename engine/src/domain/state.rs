@@ -805,6 +805,8 @@ impl ResourceState {
         let rec_key = (INGEST_SCOPE.to_owned(), e.key.clone());
         if let Some(rec) = self.idempotency.get(&rec_key) {
             return match (&rec.result, e.action) {
+                (Ok(Outcome::Ingested { results }), _) if results.len() == 1 => results[0].clone(),
+                // Records written before they held the event's own result (kept 24 hours).
                 (Ok(Outcome::Booking { booking }), IngestAction::Cancel) => IngestResult::cancelled(booking.id),
                 (Ok(Outcome::Booking { booking }), IngestAction::Book) => IngestResult::booked(booking.id),
                 (Err(err), _) => IngestResult::rejected(err),
@@ -818,28 +820,29 @@ impl ResourceState {
             IngestAction::Book => self.ingest_book(&e, now).or_else(|err| self.booked_by_key(&e).ok_or(err)),
             IngestAction::Cancel => self.ingest_cancel(&e, by, now),
         };
-        match (&result, e.action) {
-            // A booking is its own record (found again by id).
-            (Ok(_), IngestAction::Book) => {}
-            _ => {
-                let rec = IdempotencyRecord {
-                    scope: INGEST_SCOPE.to_owned(),
-                    key: e.key.clone(),
-                    fingerprint: INGEST_SCOPE.to_owned(),
-                    result: result.clone(),
-                    at: now,
-                };
-                self.idempotency_order.push_back((now, rec_key.0.clone(), rec_key.1.clone()));
-                self.idempotency.insert(rec_key, rec.clone());
-                self.changes.push(Change::Idempotency(Box::new(rec)));
-            }
-        }
-        match (result, e.action) {
+        let booked = result.is_ok() && e.action == IngestAction::Book;
+        let item = match (result, e.action) {
             (Ok(Outcome::Booking { booking }), IngestAction::Book) => IngestResult::booked(booking.id),
             (Ok(Outcome::Booking { booking }), IngestAction::Cancel) => IngestResult::cancelled(booking.id),
             (Err(err), _) => IngestResult::rejected(&err),
             (Ok(_), _) => IngestResult::rejected(&DomainError::BookingNotFound),
+        };
+        // A booking is its own record (found again by id). Anything else keeps just the
+        // event's result: a cancellation's record is written for every cancelled night, so
+        // it holds an id, not the whole booking (a quarter of the bytes the store parses).
+        if !booked {
+            let rec = IdempotencyRecord {
+                scope: INGEST_SCOPE.to_owned(),
+                key: e.key.clone(),
+                fingerprint: INGEST_SCOPE.to_owned(),
+                result: Ok(Outcome::Ingested { results: vec![item.clone()] }),
+                at: now,
+            };
+            self.idempotency_order.push_back((now, rec_key.0.clone(), rec_key.1.clone()));
+            self.idempotency.insert(rec_key, rec.clone());
+            self.changes.push(Change::Idempotency(Box::new(rec)));
         }
+        item
     }
 
     /// A one-night stay in the named room, confirmed at once, for the hotel's owner (the
