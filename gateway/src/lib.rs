@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod integration_keys;
 pub mod live;
 pub mod metrics;
 pub mod notify;

@@ -98,6 +98,20 @@ fn changes_state(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
+/// Whose key space a request's Idempotency-Key lives in: the signed-in user's; for another
+/// credential (an integration key, checked later by its route) a hash of it, so two senders
+/// never share replays; "anonymous" only without any Authorization header.
+fn scope_of(req: &actix_web::HttpRequest) -> String {
+    if let Some(user) = auth::bearer_user(req) {
+        return user.id.0.to_string();
+    }
+    match req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        // 61 characters: the stored scope is at most 64 (V4).
+        Some(h) => format!("cred:{}", &auth::hash_token(&String::from_utf8_lossy(h.as_bytes()))[..56]),
+        None => ANONYMOUS.to_owned(),
+    }
+}
+
 /// The `Idempotency-Key` header, if sent: 1..=200 visible ASCII characters, else 400.
 pub fn key_of(req: &ServiceRequest) -> Result<Option<String>, ApiError> {
     parse_key(req.headers())
@@ -225,7 +239,7 @@ pub async fn middleware(
         Ok(b) => b,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let scope = auth::bearer_user(req.request()).map(|u| u.id.0.to_string()).unwrap_or_else(|| ANONYMOUS.to_owned());
+    let scope = scope_of(req.request());
     let fp = fingerprint(req.method().as_str(), req.path(), req.query_string(), &body);
     req.set_payload(Payload::from(body));
 

@@ -6,6 +6,10 @@
 //! its own: a refused event does not refuse the batch. The answer lists one result per event,
 //! in the order sent.
 //!
+//! Senders: the hotel's owner or an admin with an access token, or an integration key
+//! (`Authorization: Bearer ik_...`, see `integration_keys`) acting as its owner, limited to
+//! the hotels the key names.
+//!
 //! Rooms: a feed names a room by its number in the hotel (`101`, or `"A-12"`) or by its id.
 //! Identity: the event's key and its booking's id are derived from the event itself (hotel,
 //! room as sent, night, status, instant), so sending an event again answers what the first
@@ -15,18 +19,20 @@ use crate::accounts::Role;
 use crate::auth::{AuthUser, Staff};
 use crate::error::{ApiError, Problem};
 use crate::extract::decode;
+use crate::integration_keys::{self, KeyHolder};
 use crate::routes::resources::owner_of;
 use crate::state::AppState;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, post, web};
 use engine::EngineError;
 use engine::domain::command::{Command, Outcome};
 use engine::domain::error::FieldError;
 use engine::domain::ids::{BookingId, ResourceId};
 use engine::domain::ingest::{IngestAction, IngestEvent, IngestResult, IngestStatus, MAX_INGEST_EVENTS};
 use futures::StreamExt;
-use futures::future::join_all;
+use futures::future::{LocalBoxFuture, join_all};
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
@@ -228,16 +234,55 @@ fn rejected(code: &str, detail: &str) -> IngestResult {
     }
 }
 
+/// Who sends a feed: staff with an access token (any hotel they may manage), or the holder of
+/// an integration key (its owner's hotels, or only those the key names).
+pub struct FeedSender(KeyHolder);
+
+impl FromRequest for FeedSender {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let key = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| integration_keys::is_key(t))
+            .map(str::to_owned);
+        let Some(key) = key else {
+            let staff = Staff::from_request(req, payload).into_inner();
+            return Box::pin(async move { staff.map(|Staff(user)| FeedSender(KeyHolder { user, hotels: None })) });
+        };
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
+            let Some(pg) = state.pg.as_ref() else {
+                return Err(ApiError::unauthorized("integration keys work only when the server runs on PostgreSQL"));
+            };
+            integration_keys::authenticate(pg.pool(), &key, state.engine.now())
+                .await?
+                .map(FeedSender)
+                .ok_or_else(|| ApiError::unauthorized("unknown or revoked integration key"))
+        })
+    }
+}
+
 /// One hotel's events through its actor; whole-command failures become per-event results
 /// (`busy` and `store_unavailable` may be retried: replays are safe).
 async fn feed_hotel(
     state: &AppState,
-    user: AuthUser,
+    sender: &KeyHolder,
     hotel: ResourceId,
     events: Vec<IngestEvent>,
 ) -> Vec<IngestResult> {
     let n = events.len();
     let not_found = || vec![rejected("resource_not_found", "no such hotel visible to the caller"); n];
+    let user: AuthUser = sender.user;
+    if !sender.may_feed(hotel) {
+        return not_found();
+    }
     if user.role != Role::Admin {
         match owner_of(state, hotel).await {
             Ok(owner) if owner == user.id => {}
@@ -261,12 +306,12 @@ async fn feed_hotel(
     tag = "ingest",
     operation_id = "ingest_events",
     summary = "Channel-manager feed: bookings and cancellations of room-nights",
-    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Only the hotel's owner or an admin; events for other hotels are rejected as `resource_not_found`. Events for at most 100 hotels per request. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
+    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Sent by the hotel's owner or an admin (access token), or with an integration key (`Authorization: Bearer ik_...`, see `POST /api/v1/me/integration-keys`) acting as its owner on the hotels it names; events for other hotels are rejected as `resource_not_found`. Events for at most 100 hotels per request. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
     request_body(content = Vec<FeedEvent>, example = json!([{"hotel_id": "0190f1c2-0000-7000-8000-000000000001", "timestamp": "2028-01-15T10:00:00Z", "rpg_status": 1, "room_id": 101, "night_of_stay": "2028-02-29"}])),
     responses(
         (status = 200, description = "One result per event, in order", body = IngestResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token, or an unknown or revoked integration key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A client may not send a feed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 512 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
@@ -277,11 +322,12 @@ async fn feed_hotel(
 #[post("/ingest")]
 async fn ingest(
     state: web::Data<AppState>,
-    caller: Staff,
+    sender: FeedSender,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Staff(user) = caller;
+    let FeedSender(sender) = sender;
+    let sender = &sender;
     let body = read_body(&req, payload).await?;
     let (events, batch) = parse(&body)?;
     let checked = check(events, batch)?;
@@ -297,7 +343,7 @@ async fn ingest(
         by_hotel.into_iter().map(|(h, (ix, ev))| (h, ix, ev)).collect();
     let answers = join_all(groups.into_iter().map(|(hotel, ix, events)| {
         let state = state.clone();
-        async move { (ix, feed_hotel(&state, user, hotel, events).await) }
+        async move { (ix, feed_hotel(&state, sender, hotel, events).await) }
     }))
     .await;
     let mut results: Vec<Option<IngestResult>> = vec![None; total];

@@ -9,6 +9,7 @@ pub mod dashboard_page;
 pub mod deliveries;
 pub mod health;
 pub mod ingest;
+pub mod integration_keys;
 pub mod live;
 pub mod payments;
 pub mod resources;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(admin::configure)
             .configure(dashboard::configure)
             .configure(ingest::configure)
+            .configure(integration_keys::configure)
             .configure(deliveries::configure)
             .configure(live::configure)
             .configure(webhooks::configure)

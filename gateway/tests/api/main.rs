@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod integration_keys;
 mod live;
 mod observability;
 mod openapi;
