@@ -1,6 +1,7 @@
 //! loadgen's scenarios against the real gateway on a fresh PostgreSQL database: each runs
 //! briefly as a user would run it (the binary, `--json`), must book what the scenario books,
 //! and must end with the invariant check's PASS. And the check must be able to say FAIL.
+//! ingest-gen (seed 000's feed generator) runs here too, against the same kind of server.
 
 use engine::testing::TestDb;
 use gateway::configuration::{Secret, Settings};
@@ -250,4 +251,35 @@ async fn the_check_finds_overlapping_stays_and_appointments() {
         ["no overlapping active stays on a room", "no overlapping active appointments of a provider"],
         "{r}"
     );
+}
+
+/// ingest-gen as seed 000's `send_random_data.sh` is used: it signs up an owner, makes the
+/// hotels and (here) an integration key for them, and sends random bookings and cancellations;
+/// what it reports is what PostgreSQL holds.
+#[actix_web::test]
+async fn ingest_gen_feeds_bookings_and_cancellations_that_are_all_stored() {
+    let srv = server().await;
+    let year = (jiff::Zoned::now().year() + 1).to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingest-gen"));
+    cmd.args(["--url", &srv.url, "--email", "gen-owner@example.com", "--hotels", "2", "--rooms", "5"])
+        .args(["--year", &year, "--rate", "0", "--batch", "50", "--concurrency", "2", "--seconds", "60"])
+        .args(["--events", "400", "--cancel-ratio", "0.25", "--use-key", "--seed", "3"]);
+    let out =
+        actix_web::rt::task::spawn_blocking(move || cmd.output()).await.expect("joined").expect("ingest-gen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let count = |label: &str| -> u64 {
+        stdout.lines().find_map(|l| l.trim().strip_prefix(label).and_then(|n| n.trim().parse().ok())).unwrap_or(0)
+    };
+    assert!(stdout.contains("400 events answered"), "{stdout}");
+    assert!(stdout.contains("failed requests 0"), "{stdout}");
+    let (booked, cancelled) = (count("booked:"), count("cancelled:"));
+    assert!(booked > 100 && cancelled > 20, "{stdout}");
+    // Every booked event is a feed stay in PostgreSQL, and every cancelled one is cancelled.
+    let stays = db_count(&srv, "SELECT count(*) FROM bookings WHERE idempotency_key LIKE 'ingest:%'").await;
+    let gone = db_count(&srv, "SELECT count(*) FROM bookings WHERE status = 'cancelled'").await;
+    assert_eq!((stays as u64, gone as u64), (booked, cancelled), "{stdout}");
+    // Sent with the key it made, not the owner's token.
+    let used = db_count(&srv, "SELECT count(*) FROM integration_keys WHERE last_used_at IS NOT NULL").await;
+    assert_eq!(used, 1);
 }

@@ -63,6 +63,10 @@ struct Args {
     /// Stop after this many events (0: only --seconds limits the run).
     #[arg(long, default_value_t = 0)]
     events: u64,
+    /// Send the feed with an integration key made for these hotels (as a channel manager
+    /// would) instead of the owner's access token.
+    #[arg(long)]
+    use_key: bool,
     /// Afterwards, read the first hotel's dashboard this many times (day, then month) and
     /// report the latency.
     #[arg(long, default_value_t = 0)]
@@ -161,6 +165,23 @@ async fn token(http: &reqwest::Client, args: &Args) -> Result<String, BoxError> 
     v["access_token"].as_str().map(str::to_owned).ok_or_else(|| "no access_token in the answer".into())
 }
 
+/// An integration key limited to `hotels`, made with the owner's token.
+async fn integration_key(
+    http: &reqwest::Client,
+    args: &Args,
+    token: &str,
+    hotels: &[String],
+) -> Result<String, BoxError> {
+    let body = json!({"name": "ingest-gen", "hotel_ids": hotels});
+    let res =
+        http.post(format!("{}/api/v1/me/integration-keys", args.url)).bearer_auth(token).json(&body).send().await?;
+    if !res.status().is_success() {
+        return Err(format!("making an integration key failed: {}", res.text().await?).into());
+    }
+    let v: Value = res.json().await?;
+    v["key"].as_str().map(str::to_owned).ok_or_else(|| "no key in the answer".into())
+}
+
 async fn create_hotel(http: &reqwest::Client, args: &Args, token: &str, n: usize) -> Result<String, BoxError> {
     let rt = uuid::Uuid::now_v7();
     let rooms: Vec<Value> = (1..=args.rooms)
@@ -199,6 +220,8 @@ async fn main() -> Result<(), BoxError> {
         }
         eprintln!("created {} hotels with {} rooms each", ids.len(), args.rooms);
     }
+    // What the feed is sent with: the owner's access token, or a key for these hotels.
+    let feed_token = if args.use_key { integration_key(&http, &args, &token, &ids).await? } else { token.clone() };
     let first = jiff::civil::date(args.year, 1, 1);
     let mut nights = Vec::new();
     let mut d = first;
@@ -224,7 +247,7 @@ async fn main() -> Result<(), BoxError> {
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (generator, tally, sent, http, token) =
-            (generator.clone(), tally.clone(), sent.clone(), http.clone(), token.clone());
+            (generator.clone(), tally.clone(), sent.clone(), http.clone(), feed_token.clone());
         let (url, rate, limit) = (format!("{}/api/v1/ingest", args.url), args.rate, args.events);
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
