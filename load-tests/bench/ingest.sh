@@ -36,7 +36,7 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "== round $round, $hotels hotels x 300 rooms, cancel ratio $cancel"
       ./target/release/ingest-gen --url "http://127.0.0.1:$PORT" --hotels "$hotels" --rooms 300 --year 2028 \
         --rate 0 --batch 1000 --concurrency 8 --seconds "$SECONDS_EACH" --cancel-ratio "$cancel" \
-        --seed "$round" | sed -n '3,/^request latency/p'
+        --seed "$round" | sed -n '2,/^request latency/p'
       # Durable: every acknowledged booking is a row, every cancelled one too.
       psql -h 127.0.0.1 -U postgres -d "$db" -tAc \
         "SELECT 'in PostgreSQL: ' || count(*) FILTER (WHERE status = 'confirmed') || ' confirmed, '
