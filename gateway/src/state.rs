@@ -3,10 +3,12 @@
 use crate::accounts::Accounts;
 use crate::auth::JwtKeys;
 use crate::configuration::Settings;
+use crate::error::ApiError;
 use crate::idempotency::IdempotencyStore;
 use crate::payments::Payments;
 use crate::payments::provider::PaymentProvider;
 use crate::rate_limit::RateLimits;
+use deadpool_postgres::Pool;
 use engine::Engine;
 use engine::store::postgres::PgStore;
 use std::sync::Arc;
@@ -28,4 +30,18 @@ pub struct AppState {
     pub live: Arc<crate::live::Hub>,
     /// Telegram chat links and link codes (PostgreSQL or memory).
     pub telegram: crate::telegram::Links,
+}
+
+impl AppState {
+    /// The PostgreSQL pool, for the features that live only there; without PostgreSQL, 501
+    /// with `code` and a sentence saying that `what` needs it (e.g. "calendar feeds are served").
+    pub fn pg_pool(&self, code: &'static str, what: &str) -> Result<&Pool, ApiError> {
+        self.pg.as_ref().map(|pg| pg.pool()).ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::NOT_IMPLEMENTED,
+                code,
+                format!("{what} only when the server runs on PostgreSQL (DATABASE_URL)"),
+            )
+        })
+    }
 }

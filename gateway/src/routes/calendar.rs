@@ -70,13 +70,7 @@ pub struct FeedList {
 }
 
 fn pool(state: &AppState) -> Result<&Pool, ApiError> {
-    state.pg.as_ref().map(|pg| pg.pool()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "calendar_disabled",
-            "calendar feeds are served only when the server runs on PostgreSQL (DATABASE_URL)",
-        )
-    })
+    state.pg_pool("calendar_disabled", "calendar feeds are served")
 }
 
 /// The feed with its URL (absolute, from the request's scheme and host) and token.

@@ -74,13 +74,7 @@ pub struct KeyList {
 }
 
 fn pool(state: &AppState) -> Result<&Pool, ApiError> {
-    state.pg.as_ref().map(|pg| pg.pool()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "integration_keys_disabled",
-            "integration keys are kept only when the server runs on PostgreSQL (DATABASE_URL)",
-        )
-    })
+    state.pg_pool("integration_keys_disabled", "integration keys are kept")
 }
 
 /// The name and hotels, checked: every hotel must exist, be a hotel, and be the caller's

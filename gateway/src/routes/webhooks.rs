@@ -142,13 +142,7 @@ pub struct LogQuery {
 }
 
 fn pool(state: &AppState) -> Result<&Pool, ApiError> {
-    state.pg.as_ref().map(|pg| pg.pool()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "delivery_disabled",
-            "webhooks are delivered only when the server runs on PostgreSQL (DATABASE_URL)",
-        )
-    })
+    state.pg_pool("delivery_disabled", "webhooks are delivered")
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {

@@ -1,7 +1,7 @@
 //! Notification delivery through the whole server: a booking made over HTTP arrives as an
 //! email at a real SMTP server on loopback; admins list deliveries and retry dead letters.
 
-use crate::helpers::{Session, TestApp, code, session, spawn_with};
+use crate::helpers::{Session, TestApp, code, session, spawn_memory_with_admin, spawn_with};
 use gateway::configuration::{Secret, Settings};
 use gateway::startup::Application;
 use mail_parser::{MessageParser, MimeHeaders};
@@ -209,23 +209,8 @@ async fn admins_see_dead_letters_and_retry_them_and_nobody_else_can() {
 
 #[actix_web::test]
 async fn without_postgres_the_delivery_api_says_it_is_off() {
-    let mut s = Settings::local();
-    s.admin_email = Some("root@example.com".into());
-    s.admin_password = Some(Secret::new("admin password 123"));
-    let app = Application::build(s).await.expect("starts on the memory store");
-    let addr = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (addr, token) = spawn_memory_with_admin().await;
     let http = reqwest::Client::new();
-    let v: Value = http
-        .post(format!("{addr}/api/v1/auth/login"))
-        .json(&json!({"email": "root@example.com", "password": "admin password 123"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = v["access_token"].as_str().expect("token");
     let res = http.get(format!("{addr}/api/v1/admin/deliveries")).bearer_auth(token).send().await.expect("sent");
     assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED);
     let v: Value = res.json().await.expect("problem");

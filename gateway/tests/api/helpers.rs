@@ -37,6 +37,28 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp { addr, http, db }
 }
 
+/// The app on the memory store (no DATABASE_URL), as `cargo run` starts it for a trial, with
+/// an admin `root@example.com`; returns its base URL and the admin's access token.
+pub async fn spawn_memory_with_admin() -> (String, String) {
+    let mut s = Settings::local();
+    s.admin_email = Some("root@example.com".into());
+    s.admin_password = Some(Secret::new("admin password 123"));
+    let app = Application::build(s).await.expect("starts on the memory store");
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let v: Value = reqwest::Client::new()
+        .post(format!("{addr}/api/v1/auth/login"))
+        .json(&json!({"email": "root@example.com", "password": "admin password 123"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = v["access_token"].as_str().expect("token").to_owned();
+    (addr, token)
+}
+
 impl TestApp {
     pub async fn send(
         &self,

@@ -3,7 +3,7 @@
 //! it names, good for the feed only, and dead once revoked or once its owner is not staff.
 
 use crate::dashboard::hotel;
-use crate::helpers::{Session, TestApp, code, spawn_app};
+use crate::helpers::{Session, TestApp, code, spawn_app, spawn_memory_with_admin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -214,4 +214,30 @@ async fn two_keys_never_share_idempotent_replays() {
     assert_eq!((replayed, statuses(&v)), (false, vec!["resource_not_found".to_owned()]), "{v}");
     let (replayed, v) = send(alice_key).await;
     assert_eq!((replayed, statuses(&v)), (true, vec!["booked".to_owned()]));
+}
+
+/// Keys live in PostgreSQL: a server on the memory store says so (501) instead of pretending,
+/// and refuses a key on the feed.
+#[actix_web::test]
+async fn without_postgres_keys_are_off_and_refused() {
+    let (addr, token) = spawn_memory_with_admin().await;
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{addr}/api/v1/me/integration-keys"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "cm"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED);
+    let v: Value = res.json().await.expect("problem");
+    assert_eq!(code(&v), "integration_keys_disabled");
+    let res = http
+        .post(format!("{addr}/api/v1/ingest"))
+        .bearer_auth(format!("ik_{}", "a".repeat(64)))
+        .json(&json!([]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
