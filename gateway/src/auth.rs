@@ -141,7 +141,7 @@ fn verify_token(req: &HttpRequest) -> Result<AuthUser, ApiError> {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (at most 4,096 characters).
-fn bearer_token(header: &actix_web::http::header::HeaderValue) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(header: &actix_web::http::header::HeaderValue) -> Result<&str, ApiError> {
     header
         .to_str()
         .ok()

@@ -246,9 +246,7 @@ impl FromRequest for FeedSender {
         let key = req
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| crate::auth::bearer_token(h).ok())
             .filter(|t| integration_keys::is_key(t))
             .map(str::to_owned);
         let Some(key) = key else {
