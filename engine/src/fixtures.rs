@@ -147,3 +147,20 @@ pub fn provider(owner: UserId, name: &str) -> ResourceSpec {
         }),
     }
 }
+
+/// The same resource with every price 0: what a client may book and confirm at once without a
+/// payment (load tests that measure booking, not paying, use these).
+pub fn free(mut spec: ResourceSpec) -> ResourceSpec {
+    match &mut spec.kind {
+        KindSpec::Event(e) => {
+            e.price_minor = 0;
+            e.categories.iter_mut().for_each(|c| c.price_minor = 0);
+        }
+        KindSpec::Hotel(h) => h.room_types.iter_mut().for_each(|t| {
+            t.base_price_minor = 0;
+            t.price_overrides.clear();
+        }),
+        KindSpec::Provider(p) => p.price_minor = 0,
+    }
+    spec
+}

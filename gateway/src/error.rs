@@ -192,6 +192,7 @@ fn domain_status(e: &DomainError) -> StatusCode {
         | OfferExpired
         | TooManyActiveBookings
         | ConflictsWithBookings { .. } => StatusCode::CONFLICT,
+        PaymentRequired => StatusCode::PAYMENT_REQUIRED,
     }
 }
 
@@ -246,6 +247,7 @@ mod tests {
             DomainError::BookingNotFound,
             DomainError::HoldExpiredCapacityGone,
             DomainError::IdempotencyKeyReused,
+            DomainError::PaymentRequired,
             DomainError::conflicts("x"),
         ];
         for d in samples {

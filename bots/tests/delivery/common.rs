@@ -40,7 +40,10 @@ pub async fn add_user(db: &TestDb, name: &str, email: &str) -> UserId {
 
 pub async fn book(e: &Engine, resource: ResourceId, user: UserId, request: BookingRequest, confirm: bool) -> BookingId {
     let booking_id = BookingId::new_v7();
-    let cmd = Command::Hold { booking_id, user_id: user, request, confirm, by: Requester::Client(user) };
+    // Confirmed at once is booked by staff (the fixtures have prices: a client's own confirm
+    // would need a payment).
+    let by = if confirm { Requester::System } else { Requester::Client(user) };
+    let cmd = Command::Hold { booking_id, user_id: user, request, confirm, by };
     match e.execute(resource, cmd, None).await.expect("booked") {
         Outcome::Booking { booking } => booking.id,
         other => panic!("unexpected {other:?}"),

@@ -34,7 +34,8 @@ async fn every_kind_of_notification_says_what_happened_and_what_to_do() {
     run(Command::Tick).await;
     // A paid booking; Bo waits; the booking is cancelled (Bo gets the offer) and refunded.
     let paid = book(&e, event, a, tickets(1), false).await;
-    run(Command::Confirm { booking_id: paid, payment_ref: Some("pay-1".into()), by: Requester::Client(a) }).await;
+    // The payment succeeded: the payment webhook confirms as the system.
+    run(Command::Confirm { booking_id: paid, payment_ref: Some("pay-1".into()), by: Requester::System }).await;
     let entry = WaitlistEntryId::new_v7();
     let wish = Wish::Tickets { category_id: None, quantity: 1 };
     run(Command::JoinWaitlist { entry_id: entry, user_id: b, wish, by: Requester::Client(b) }).await;

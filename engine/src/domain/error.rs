@@ -117,6 +117,11 @@ pub enum DomainError {
     ConflictsWithBookings { detail: String },
     #[error("the idempotency key was already used for a different command")]
     IdempotencyKeyReused,
+    /// A client asked to confirm a priced booking without a payment: it is confirmed by a
+    /// succeeded payment (`POST /payments`), by an admin, or by the owner recording a payment
+    /// taken on site.
+    #[error("this booking has a price: it is confirmed by paying for it, not by a confirm request")]
+    PaymentRequired,
 }
 
 impl DomainError {
@@ -151,6 +156,7 @@ impl DomainError {
             TooManyActiveBookings => "too_many_active_bookings",
             ConflictsWithBookings { .. } => "conflicts_with_bookings",
             IdempotencyKeyReused => "idempotency_key_reused",
+            PaymentRequired => "payment_required",
         }
     }
 

@@ -17,6 +17,7 @@ use super::ingest::{
     INGEST_KEY_PREFIX, INGEST_SCOPE, IngestAction, IngestEvent, IngestResult, MAX_INGEST_EVENTS, is_feed_booking,
 };
 use super::inventory::{Inventory, Placement};
+use super::money::Money;
 use super::provider::{ProviderInventory, Slot};
 use super::spec::{KindSpec, ResourceKind, ResourceSpec};
 use super::stats::{DayStats, share};
@@ -152,6 +153,32 @@ fn fingerprint(cmd: &Command) -> String {
 /// Confirmed and completed bookings are "booked" in the dashboard (see `stats.rs`).
 fn counts_as_booked(s: BookingStatus) -> bool {
     matches!(s, BookingStatus::Confirmed | BookingStatus::Completed)
+}
+
+/// The payment reference recorded when a resource's owner confirms without naming one.
+pub const ON_SITE_PAYMENT_REF: &str = "on_site";
+
+/// Who may turn a booking of this price into a confirmed one. A client confirms only what is
+/// free; a price is settled by a succeeded payment (the payment webhook confirms as `System`),
+/// by an admin (force-confirm), or by the resource's owner recording a payment taken on site.
+/// Every face (HTTP, Telegram, the feed) reaches confirmation through here, so none can skip it.
+fn may_confirm(by: Requester, amount: &Money) -> Result<(), DomainError> {
+    match by {
+        Requester::Client(_) if amount.amount_minor > 0 => Err(DomainError::PaymentRequired),
+        _ => Ok(()),
+    }
+}
+
+/// What the history says about a confirmation, so a person reading it knows how it was settled.
+fn confirm_reason(by: Requester, late: bool) -> &'static str {
+    match (by, late) {
+        (Requester::Owner(_), false) => "payment taken on site, confirmed by the owner",
+        (Requester::Owner(_), true) => "late confirmation after the hold expired: payment taken on site by the owner",
+        (Requester::Admin(_), false) => "force-confirmed by an admin",
+        (Requester::Admin(_), true) => "late confirmation after the hold expired, forced by an admin",
+        (_, false) => "confirmed",
+        (_, true) => "late confirmation after the hold expired",
+    }
 }
 
 fn check_text(field: &str, s: &str, max: usize) -> Result<(), DomainError> {
@@ -443,6 +470,9 @@ impl ResourceState {
             return Err(DomainError::TooManyActiveBookings);
         }
         let Placement { item, amount } = self.kind.inv().place(&request, now)?;
+        if confirm {
+            may_confirm(by, &amount)?;
+        }
         let (status, expires) = if confirm {
             (BookingStatus::Confirmed, None)
         } else {
@@ -490,11 +520,19 @@ impl ResourceState {
             check_text("payment_ref", p, MAX_KEY_CHARS)?;
         }
         let b = self.visible(id, by)?;
+        if matches!(b.status, BookingStatus::Held | BookingStatus::Expired) {
+            may_confirm(by, &b.amount)?;
+        }
+        // The owner confirming records a payment taken on site, whatever reference is given.
+        let payment_ref = match by {
+            Requester::Owner(_) => Some(payment_ref.unwrap_or_else(|| ON_SITE_PAYMENT_REF.to_owned())),
+            _ => payment_ref,
+        };
         match b.status {
             BookingStatus::Held => {
                 let entry = b.waitlist_entry_id;
                 self.set_payment(id, payment_ref);
-                self.set_status(id, BookingStatus::Confirmed, by, "confirmed", now);
+                self.set_status(id, BookingStatus::Confirmed, by, confirm_reason(by, false), now);
                 if let Some(e) = entry {
                     self.finish_entry(e, WaitlistStatus::Accepted, now);
                 }
@@ -510,7 +548,7 @@ impl ResourceState {
                     bm.item = item;
                 }
                 self.set_payment(id, payment_ref);
-                self.set_status(id, BookingStatus::Confirmed, by, "late confirmation after the hold expired", now);
+                self.set_status(id, BookingStatus::Confirmed, by, confirm_reason(by, true), now);
             }
             BookingStatus::Confirmed => return Err(DomainError::AlreadyConfirmed),
             BookingStatus::Cancelled => return Err(DomainError::AlreadyCancelled),

@@ -224,14 +224,24 @@ fn appt(d: Date, h: i8, m: i8) -> BookingRequest {
 fn hold(id: BookingId, user: UserId, request: BookingRequest) -> Command {
     Command::Hold { booking_id: id, user_id: user, request, confirm: false, by: client(user) }
 }
+/// Booked and confirmed at once: every fixture has a price, so this is staff booking for the
+/// client (a client's own `confirm: true` is refused with `PaymentRequired`).
 fn book(id: BookingId, user: UserId, request: BookingRequest) -> Command {
-    Command::Hold { booking_id: id, user_id: user, request, confirm: true, by: client(user) }
+    Command::Hold { booking_id: id, user_id: user, request, confirm: true, by: admin() }
 }
-fn confirm(id: BookingId, user: UserId) -> Command {
+/// The hold's payment succeeded: the payment webhook confirms as the system.
+fn confirm(id: BookingId, _user: UserId) -> Command {
+    Command::Confirm { booking_id: id, payment_ref: None, by: Requester::System }
+}
+fn confirm_paid(id: BookingId, _user: UserId, payment: &str) -> Command {
+    Command::Confirm { booking_id: id, payment_ref: Some(payment.into()), by: Requester::System }
+}
+/// The client asking to confirm by themselves (what only a free booking allows).
+fn client_confirm(id: BookingId, user: UserId) -> Command {
     Command::Confirm { booking_id: id, payment_ref: None, by: client(user) }
 }
-fn confirm_paid(id: BookingId, user: UserId, payment: &str) -> Command {
-    Command::Confirm { booking_id: id, payment_ref: Some(payment.into()), by: client(user) }
+fn admin() -> Requester {
+    Requester::Admin(uid(98))
 }
 fn release(id: BookingId, user: UserId) -> Command {
     Command::Release { booking_id: id, by: client(user) }
@@ -248,8 +258,12 @@ fn reschedule(id: BookingId, user: UserId, request: BookingRequest) -> Command {
 fn join(e: WaitlistEntryId, user: UserId, wish: Wish) -> Command {
     Command::JoinWaitlist { entry_id: e, user_id: user, wish, by: client(user) }
 }
-fn accept(e: WaitlistEntryId, user: UserId) -> Command {
+fn client_accept(e: WaitlistEntryId, user: UserId) -> Command {
     Command::AcceptOffer { entry_id: e, payment_ref: None, by: client(user) }
+}
+/// Accepting a priced offer is paying for it: the payment webhook accepts as the system.
+fn accept(e: WaitlistEntryId, _user: UserId) -> Command {
+    Command::AcceptOffer { entry_id: e, payment_ref: None, by: Requester::System }
 }
 fn decline(e: WaitlistEntryId, user: UserId) -> Command {
     Command::DeclineOffer { entry_id: e, by: client(user) }
@@ -553,7 +567,7 @@ fn confirm_turns_a_hold_into_a_confirmed_booking() {
     let h = histories(&ch);
     assert_eq!(
         (h[0].from, h[0].to, h[0].at, h[0].by),
-        (Some(BookingStatus::Held), BookingStatus::Confirmed, fx.now, client(alice()))
+        (Some(BookingStatus::Held), BookingStatus::Confirmed, fx.now, Requester::System)
     );
     assert!(has_note(&ch, NotificationKind::Confirmed, alice(), bid(1)));
     // Past the former hold expiry it stays confirmed.
@@ -731,6 +745,113 @@ fn confirmed_appointment_completes_at_its_end() {
 }
 
 // =============================================================================================
+// Who may confirm what has a price
+// =============================================================================================
+
+fn free_event_spec(capacity: u32) -> ResourceSpec {
+    let mut spec = event_spec(capacity);
+    if let KindSpec::Event(e) = &mut spec.kind {
+        e.price_minor = 0;
+    }
+    spec
+}
+
+#[test]
+fn a_client_cannot_confirm_a_priced_hold_without_paying() {
+    let mut fx = Fx::new(event_spec(10));
+    fx.ok(hold(bid(1), alice(), tickets(2)));
+    fx.changes();
+    assert_eq!(fx.err(client_confirm(bid(1), alice())), DomainError::PaymentRequired);
+    // A payment reference the client makes up changes nothing.
+    let claimed = Command::Confirm { booking_id: bid(1), payment_ref: Some("pay_12345".into()), by: client(alice()) };
+    assert_eq!(fx.err(claimed), DomainError::PaymentRequired);
+    assert!(fx.changes().is_empty(), "a refused confirm writes nothing");
+    assert_eq!(fx.status(bid(1)), BookingStatus::Held);
+    // Not after the hold lapsed either (a late confirmation would re-take the capacity).
+    fx.advance(i64::from(HOLD_TTL) + 1);
+    fx.tick();
+    assert_eq!(fx.status(bid(1)), BookingStatus::Expired);
+    assert_eq!(fx.err(client_confirm(bid(1), alice())), DomainError::PaymentRequired);
+    assert_eq!(fx.status(bid(1)), BookingStatus::Expired);
+    // Nor by booking with `confirm` at once.
+    assert_eq!(
+        fx.err(Command::Hold {
+            booking_id: bid(2),
+            user_id: alice(),
+            request: tickets(1),
+            confirm: true,
+            by: client(alice())
+        }),
+        DomainError::PaymentRequired
+    );
+    assert!(fx.s.booking(bid(2)).is_none(), "no half-written booking");
+    assert_eq!(fx.remaining(), 10);
+}
+
+#[test]
+fn a_priced_hold_is_confirmed_by_its_payment_by_the_owner_on_site_or_by_an_admin() {
+    let mut fx = Fx::new(event_spec(10));
+    for n in 1..=3 {
+        fx.ok(hold(bid(n), alice(), tickets(1)));
+    }
+    fx.changes();
+    // The payment webhook confirms as the system, with the payment's id.
+    let paid = Command::Confirm { booking_id: bid(1), payment_ref: Some("pay-1".into()), by: Requester::System };
+    assert_eq!(booking_of(fx.ok(paid)).payment_ref.as_deref(), Some("pay-1"));
+    // The owner confirms a payment taken at the desk: recorded as such.
+    let desk = Command::Confirm { booking_id: bid(2), payment_ref: None, by: Requester::Owner(owner()) };
+    let b = booking_of(fx.ok(desk));
+    assert_eq!((b.status, b.payment_ref.as_deref()), (BookingStatus::Confirmed, Some(super::ON_SITE_PAYMENT_REF)));
+    let ch = fx.changes();
+    let h = histories(&ch);
+    let last = h.iter().rev().find(|t| t.booking_id == bid(2)).expect("history");
+    assert_eq!(
+        (last.by, last.reason.as_str()),
+        (Requester::Owner(owner()), "payment taken on site, confirmed by the owner")
+    );
+    // An admin may force it.
+    let forced = Command::Confirm { booking_id: bid(3), payment_ref: None, by: admin() };
+    assert_eq!(booking_of(fx.ok(forced)).status, BookingStatus::Confirmed);
+    let ch = fx.changes();
+    assert!(histories(&ch).iter().any(|t| t.booking_id == bid(3) && t.reason == "force-confirmed by an admin"));
+}
+
+#[test]
+fn a_client_confirms_what_is_free() {
+    let mut fx = Fx::new(free_event_spec(10));
+    fx.ok(hold(bid(1), alice(), tickets(1)));
+    assert_eq!(booking_of(fx.ok(client_confirm(bid(1), alice()))).status, BookingStatus::Confirmed);
+    let b = booking_of(fx.ok(Command::Hold {
+        booking_id: bid(2),
+        user_id: alice(),
+        request: tickets(1),
+        confirm: true,
+        by: client(alice()),
+    }));
+    assert_eq!(b.status, BookingStatus::Confirmed);
+    // Still only their own.
+    fx.ok(hold(bid(3), alice(), tickets(1)));
+    assert_eq!(fx.err(client_confirm(bid(3), bob())), DomainError::BookingNotFound);
+}
+
+#[test]
+fn a_priced_waitlist_offer_is_accepted_by_paying_for_it() {
+    let mut fx = Fx::new(event_spec(1));
+    fx.ok(book(bid(1), alice(), tickets(1)));
+    fx.ok(join(eid(1), bob(), ticket_wish(1)));
+    fx.ok(cancel(bid(1), alice()));
+    assert_eq!(fx.entry(eid(1)).map(|e| e.status), Some(WaitlistStatus::Offered));
+    let by_client = Command::AcceptOffer { entry_id: eid(1), payment_ref: None, by: client(bob()) };
+    assert_eq!(fx.err(by_client), DomainError::PaymentRequired);
+    assert_eq!(fx.err(client_confirm(offer_id(eid(1)), bob())), DomainError::PaymentRequired);
+    // The payment of the offer's booking confirms it and accepts the entry.
+    let paid =
+        Command::Confirm { booking_id: offer_id(eid(1)), payment_ref: Some("pay-w".into()), by: Requester::System };
+    assert_eq!(booking_of(fx.ok(paid)).status, BookingStatus::Confirmed);
+    assert!(fx.entry(eid(1)).is_none_or(|e| e.status == WaitlistStatus::Accepted));
+}
+
+// =============================================================================================
 // Typed errors
 // =============================================================================================
 
@@ -794,9 +915,12 @@ fn another_clients_booking_is_not_found_but_staff_may_act() {
     let mut fx = Fx::new(event_spec(10));
     let before = booking_of(fx.ok(hold(bid(1), alice(), tickets(1))));
     fx.changes();
-    for cmd in
-        [confirm(bid(1), bob()), release(bid(1), bob()), cancel(bid(1), bob()), reschedule(bid(1), bob(), tickets(2))]
-    {
+    for cmd in [
+        client_confirm(bid(1), bob()),
+        release(bid(1), bob()),
+        cancel(bid(1), bob()),
+        reschedule(bid(1), bob(), tickets(2)),
+    ] {
         assert_eq!(fx.err(cmd), DomainError::BookingNotFound);
     }
     assert_eq!(fx.booking(bid(1)), before);
@@ -1259,9 +1383,10 @@ fn accepting_an_offer_confirms_its_booking() {
     fx.ok(hold(bid(1), alice(), tickets(1)));
     fx.ok(join(eid(1), bob(), ticket_wish(1)));
     fx.ok(release(bid(1), alice()));
-    assert_eq!(fx.err(accept(eid(1), carol())), DomainError::WaitlistEntryNotFound);
+    assert_eq!(fx.err(client_accept(eid(1), carol())), DomainError::WaitlistEntryNotFound);
     fx.changes();
-    let out = fx.ok(Command::AcceptOffer { entry_id: eid(1), payment_ref: Some("pay_w".into()), by: client(bob()) });
+    let out =
+        fx.ok(Command::AcceptOffer { entry_id: eid(1), payment_ref: Some("pay_w".into()), by: Requester::System });
     let Outcome::OfferAccepted { entry, booking } = out else { panic!("expected OfferAccepted, got {out:?}") };
     assert_eq!(entry.status, WaitlistStatus::Accepted);
     assert_eq!(entry.id, eid(1));
@@ -1335,7 +1460,7 @@ fn an_expired_offer_passes_the_capacity_on_and_cannot_be_accepted() {
     assert_eq!(fx.err(accept(eid(1), bob())), DomainError::OfferExpired);
     assert_eq!(fx.err(decline(eid(1), bob())), DomainError::OfferExpired);
     // Someone else's expired offer stays invisible.
-    assert_eq!(fx.err(accept(eid(1), carol())), DomainError::WaitlistEntryNotFound);
+    assert_eq!(fx.err(client_accept(eid(1), carol())), DomainError::WaitlistEntryNotFound);
 }
 
 #[test]
@@ -1498,7 +1623,7 @@ fn an_idempotency_key_reused_for_another_command_is_refused() {
     fx.changes();
     assert_eq!(fx.keyed(hold(bid(2), alice(), tickets(1)), "k"), Err(DomainError::IdempotencyKeyReused));
     assert_eq!(fx.keyed(hold(bid(1), alice(), tickets(2)), "k"), Err(DomainError::IdempotencyKeyReused));
-    assert_eq!(fx.keyed(confirm(bid(1), alice()), "k"), Err(DomainError::IdempotencyKeyReused));
+    assert_eq!(fx.keyed(client_confirm(bid(1), alice()), "k"), Err(DomainError::IdempotencyKeyReused));
     assert!(fx.s.booking(bid(2)).is_none());
     assert_eq!(fx.status(bid(1)), BookingStatus::Held);
     assert!(fx.changes().is_empty());
@@ -1782,6 +1907,7 @@ fn a_hold_cannot_take_the_id_of_a_waiting_entry() {
 
 /// Every code `DomainError::code` may return; a client switches on these.
 const KNOWN_CODES: &[&str] = &[
+    "payment_required",
     "validation_failed",
     "wrong_resource_kind",
     "sold_out",
@@ -2639,8 +2765,13 @@ impl Run {
                 }
             }
             Command::Confirm { booking_id, by, .. } => {
+                let priced = visible(booking_id, by).is_some_and(|b| b.amount.amount_minor > 0);
                 match visible(booking_id, by).map(|b| (b.status, b.waitlist_entry_id.is_some())) {
                     None => Expect::Err("booking_not_found"),
+                    // Only a payment, the owner or an admin confirms what has a price.
+                    Some((Held | Expired, _)) if priced && matches!(by, Requester::Client(_)) => {
+                        Expect::Err("payment_required")
+                    }
                     Some((Held, _)) => Expect::Ok,
                     // A lapsed waitlist offer was passed on: confirming it late is refused.
                     Some((Expired, true)) => Expect::Err("offer_expired"),
@@ -2703,6 +2834,14 @@ impl Run {
                 .entry(*entry_id)
             {
                 Some(e) if !by.may_act_for(e.user_id) => Expect::Err("waitlist_entry_not_found"),
+                Some(e)
+                    if e.status == WaitlistStatus::Offered
+                        && matches!(cmd, Command::AcceptOffer { .. })
+                        && matches!(by, Requester::Client(_))
+                        && pre.bookings.get(&offer_id(*entry_id)).is_some_and(|b| b.amount.amount_minor > 0) =>
+                {
+                    Expect::Err("payment_required")
+                }
                 Some(e) if e.status == WaitlistStatus::Offered => Expect::Ok,
                 Some(_) => Expect::Err("no_active_offer"),
                 None => match pre.bookings.get(&offer_id(*entry_id)) {
@@ -2770,6 +2909,19 @@ impl Run {
                 assert_eq!(&res, r.as_ref(), "an idempotent repeat must return the first outcome; {ctx}")
             }
             None => {}
+        }
+
+        // No client ever turns a priced booking into a confirmed one, by any command.
+        if matches!(cmd.requester(), Requester::Client(_)) {
+            for c in &changes {
+                if let Change::History(t) = c
+                    && t.to == BookingStatus::Confirmed
+                    && t.from != Some(BookingStatus::Confirmed)
+                {
+                    let b = &self.s.booking(t.booking_id).expect("confirmed booking");
+                    assert_eq!(b.amount.amount_minor, 0, "a client confirmed a priced booking; {ctx}");
+                }
+            }
         }
 
         // A refused or replayed command leaves no trace (beyond its idempotency record).

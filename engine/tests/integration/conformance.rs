@@ -98,7 +98,8 @@ async fn suite(store: Arc<dyn Store>) {
         user_id: u,
         request: BookingRequest::Tickets { category_id: None, quantity: 1 },
         confirm,
-        by: Requester::Client(u),
+        // Confirmed at once means paid: the system confirms (a client alone may not confirm a price).
+        by: if confirm { Requester::System } else { Requester::Client(u) },
     };
     let booking_of = |o: Outcome| match o {
         Outcome::Booking { booking } => booking,
@@ -250,7 +251,8 @@ async fn postgres_stores_counters_and_history_readably() {
                 user_id: u,
                 request: BookingRequest::Tickets { category_id: None, quantity: 3 },
                 confirm: true,
-                by: Requester::Client(u),
+                // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+                by: Requester::System,
             },
             None,
             t0(),
@@ -272,7 +274,7 @@ async fn postgres_stores_counters_and_history_readably() {
         .expect("history");
     assert_eq!(
         (h.get::<_, Option<String>>(0), h.get::<_, String>(1), h.get::<_, String>(2)),
-        (None, "confirmed".into(), "client".into())
+        (None, "confirmed".into(), "system".into())
     );
     let n: i64 = c
         .query_one("SELECT count(*) FROM outbox WHERE resource_id = $1 AND kind = 'confirmed'", &[&id.0])
@@ -365,7 +367,8 @@ fn tickets(booking_id: BookingId, u: UserId, confirm: bool) -> Command {
         user_id: u,
         request: BookingRequest::Tickets { category_id: None, quantity: 1 },
         confirm,
-        by: Requester::Client(u),
+        // Confirmed at once means paid: the system confirms (a client alone may not confirm a price).
+        by: if confirm { Requester::System } else { Requester::Client(u) },
     }
 }
 
@@ -572,7 +575,8 @@ async fn listings(store: Arc<dyn Store>) {
             guests: 2,
         },
         confirm: true,
-        by: Requester::Client(u),
+        // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+        by: Requester::System,
     };
     res[event_c].run(store, &mut w, tickets(b[0], u1, false), at(0)).await;
     res[event_c].run(store, &mut w, tickets(b[1], u2, true), at(0)).await;
@@ -823,7 +827,8 @@ async fn overview(store: Arc<dyn Store>) {
         user_id: u[0],
         request: BookingRequest::Tickets { category_id: None, quantity: 2 },
         confirm: true,
-        by: Requester::Client(u[0]),
+        // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+        by: Requester::System,
     };
     small.run(store, &mut w, pair, at(1)).await;
     let held = BookingId::new_v7();
@@ -844,7 +849,8 @@ async fn overview(store: Arc<dyn Store>) {
         user_id: user,
         request: BookingRequest::Tickets { category_id: None, quantity },
         confirm,
-        by: Requester::Client(user),
+        // Confirmed at once means paid: the system confirms (a client alone may not confirm a price).
+        by: if confirm { Requester::System } else { Requester::Client(user) },
     };
     big.run(store, &mut w, take(u[0], 3, false), at(8)).await;
     big.run(store, &mut w, take(u[1], 4, true), at(9)).await;
@@ -902,7 +908,8 @@ async fn service_end_filters(store: Arc<dyn Store>) {
         user_id: u,
         request,
         confirm: true,
-        by: Requester::Client(u),
+        // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+        by: Requester::System,
     };
     let stay = BookingRequest::Stay {
         room_type_id: room_type,
@@ -1053,7 +1060,8 @@ async fn dashboard_counters(store: Arc<dyn Store>) {
         user_id: client,
         request: stay,
         confirm: true,
-        by: Requester::Client(client),
+        // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+        by: Requester::System,
     };
     state.apply(cmd, None, now).expect("stay");
     let ev = |key: &str, room: &str, night, action| IngestEvent {
@@ -1132,7 +1140,8 @@ async fn the_migration_backfill_agrees_with_the_engine_counters() {
         user_id: u,
         request: BookingRequest::Appointment { starts_at },
         confirm: true,
-        by: Requester::Client(u),
+        // Booked and paid: confirmed by the system (a client alone may not confirm a price).
+        by: Requester::System,
     };
     provider.apply(appointment, None, now).expect("appointment");
     flush(&*store, &mut provider, &mut v, now).await.expect("provider");

@@ -87,11 +87,7 @@ async fn the_database_refuses_a_second_active_stay_on_a_room_night_whoever_write
         guests: 1,
     };
     engine
-        .execute(
-            h.id,
-            Command::Hold { booking_id, user_id: user, request, confirm: true, by: Requester::Client(user) },
-            None,
-        )
+        .execute(h.id, Command::Hold { booking_id, user_id: user, request, confirm: true, by: Requester::System }, None)
         .await
         .expect("booked");
     let c = db.client().await;

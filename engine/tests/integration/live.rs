@@ -18,7 +18,8 @@ fn hold(u: UserId, confirm: bool) -> (BookingId, Command) {
         user_id: u,
         request: BookingRequest::Tickets { category_id: None, quantity: 2 },
         confirm,
-        by: Requester::Client(u),
+        // Confirmed at once means paid: the system confirms (a client alone may not confirm a price).
+        by: if confirm { Requester::System } else { Requester::Client(u) },
     };
     (booking_id, cmd)
 }
@@ -65,7 +66,7 @@ async fn a_committed_booking_is_published_with_its_owner_counters_and_notificati
         "history, idempotency records and tallies stay out: {:?}",
         c.changes
     );
-    e.execute(id, Command::Confirm { booking_id: bid, payment_ref: None, by: Requester::Client(client) }, None)
+    e.execute(id, Command::Confirm { booking_id: bid, payment_ref: None, by: Requester::System }, None)
         .await
         .expect("confirm");
     let c = rx.try_recv().expect("confirmation published");

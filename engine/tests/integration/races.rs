@@ -22,7 +22,16 @@ async fn pg_engine(db: &TestDb) -> Engine {
 
 fn hold(user: UserId, request: BookingRequest, confirm: bool) -> (BookingId, Command) {
     let booking_id = BookingId::new_v7();
-    (booking_id, Command::Hold { booking_id, user_id: user, request, confirm, by: Requester::Client(user) })
+    (
+        booking_id,
+        Command::Hold {
+            booking_id,
+            user_id: user,
+            request,
+            confirm,
+            by: if confirm { Requester::System } else { Requester::Client(user) },
+        },
+    )
 }
 
 /// Active booking ids of a resource, read from the database.

@@ -18,7 +18,13 @@ fn tickets(q: u32) -> BookingRequest {
 
 async fn hold(e: &Engine, id: ResourceId, u: UserId, confirm: bool) -> BookingId {
     let booking_id = BookingId::new_v7();
-    let cmd = Command::Hold { booking_id, user_id: u, request: tickets(1), confirm, by: Requester::Client(u) };
+    let cmd = Command::Hold {
+        booking_id,
+        user_id: u,
+        request: tickets(1),
+        confirm,
+        by: if confirm { Requester::System } else { Requester::Client(u) },
+    };
     match e.execute(id, cmd, None).await.expect("hold") {
         Outcome::Booking { booking } => booking.id,
         other => panic!("unexpected {other:?}"),

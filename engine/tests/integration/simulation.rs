@@ -115,7 +115,13 @@ async fn run(seed: u64) -> usize {
                     let confirm = rng.random_bool(0.3);
                     (
                         rid,
-                        Command::Hold { booking_id, user_id: u, request, confirm, by: Requester::Client(u) },
+                        Command::Hold {
+                            booking_id,
+                            user_id: u,
+                            request,
+                            confirm,
+                            by: if confirm { Requester::System } else { Requester::Client(u) },
+                        },
                         Some((rid, booking_id, u)),
                     )
                 }
@@ -124,7 +130,7 @@ async fn run(seed: u64) -> usize {
                     Command::Confirm {
                         booking_id: b,
                         payment_ref: Some(format!("pay-{b}")),
-                        by: Requester::Client(owner),
+                        by: Requester::System, // the payment succeeded
                     },
                     None,
                 ),

@@ -33,7 +33,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct CreateBooking {
     pub resource_id: Uuid,
     pub request: BookingRequest,
-    /// Confirm at once (no hold): for free tickets or payment taken beforehand.
+    /// Confirm at once (no hold): a client may do so only for what is free (price 0), else 402
+    /// `payment_required`; an admin may for anything.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -63,13 +64,14 @@ fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
     tag = "bookings",
     operation_id = "create_booking",
     summary = "Hold or book",
-    description = "Holds capacity for a client (or books at once with `confirm`); the hold expires unless confirmed.",
+    description = "Holds capacity for a client (or books at once with `confirm`, for free items); the hold expires unless paid for or confirmed.",
     request_body(content = CreateBooking, example = json!({"resource_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "request": {"kind": "tickets", "quantity": 2}, "confirm": false})),
     responses(
         (status = 201, description = "Held (or confirmed) booking", body = Booking),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 402, description = "`confirm` asked by a client for a priced item: hold it and pay instead", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Sold out, slot taken or too many active bookings", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = Unprocessable),
@@ -228,19 +230,24 @@ pub async fn act_on(
     booking_of(state.engine.execute(resource, make(), key).await.map_err(|e| in_body(e, "request"))?)
 }
 
-/// Confirming is the client's (after paying) or an admin's: owners cannot confirm for clients.
+/// Who may confirm is the domain's rule (`may_confirm`): a client only what is free (a price is
+/// paid through `POST /payments`), the resource's owner when recording a payment taken on site,
+/// an admin always.
 #[utoipa::path(
     tag = "bookings",
     operation_id = "confirm_booking",
     summary = "Confirm a held booking",
-    description = "The client (after paying) or an admin confirms a hold; owners cannot.",
+    description = "A client confirms a free hold (price 0); a priced hold is confirmed by paying for it \
+                   (`POST /payments`), so a client's confirm answers 402 `payment_required`. The resource's \
+                   owner confirms to record a payment taken on site (`payment_ref` defaults to `on_site`); \
+                   an admin may force-confirm.",
     params(("id" = Uuid, Path, description = "The booking id")),
-    request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
+    request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "desk-receipt-0042"})),
     responses(
         (status = 200, description = "The booking after the change", body = Booking),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
+        (status = 402, description = "The booking has a price: pay for it instead", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such booking visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not held any more, or the hold expired and its capacity is gone", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = Unprocessable),
@@ -252,12 +259,11 @@ pub async fn act_on(
 #[post("/bookings/{id}/confirm")]
 async fn confirm(
     state: web::Data<AppState>,
-    caller: Customer,
+    user: AuthUser,
     req: HttpRequest,
     id: web::Path<Uuid>,
     body: JsonOrEmpty<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let Customer(user) = caller;
     let payment_ref = body.0.payment_ref;
     let by = user.requester();
     let booking_id = BookingId(*id);

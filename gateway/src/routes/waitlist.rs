@@ -175,13 +175,15 @@ async fn leave(
     tag = "waitlist",
     operation_id = "accept_offer",
     summary = "Accept an offer",
-    description = "Turns the offer into a booking.",
+    description = "Turns a free offer into a confirmed booking. An offer with a price is a held booking with the \
+                   entry's id: pay for it (`POST /payments`) instead; accepting it answers 402 `payment_required`.",
     params(("id" = Uuid, Path, description = "The waitlist entry id")),
     request_body(content = Option<ConfirmBody>, example = json!({"payment_ref": "pay_12345"})),
     responses(
         (status = 200, description = "What happened", body = Outcome),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 402, description = "The offer has a price: pay for its booking instead", body = Problem, content_type = "application/problem+json"),
         (status = 403, response = Forbidden),
         (status = 404, description = "No such waitlist entry visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No active offer, or it expired", body = Problem, content_type = "application/problem+json"),

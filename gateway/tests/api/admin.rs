@@ -85,7 +85,7 @@ async fn refunds_only_for_cancelled_paid_bookings() {
     let (app, admin) = with_admin().await;
     let owner = app.register("owner").await;
     let client = app.register("client").await;
-    let event = app.create_event(&owner, 5).await;
+    let event = app.create_priced_event(&owner, 5).await;
     let refund = |b: &Value| format!("/api/v1/admin/bookings/{}/refund", b["id"].as_str().expect("id"));
     let cancel = |b: &Value| format!("/api/v1/bookings/{}/cancel", b["id"].as_str().expect("id"));
 
@@ -127,7 +127,9 @@ async fn refunds_only_for_cancelled_paid_bookings() {
     assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "refund_too_large"), "{v}");
 
     // Cancelled but never paid: nothing to refund.
-    let (_, unpaid) = app.book(&client, &event, 1, true).await;
+    let (_, unpaid) = app.book(&client, &event, 1, false).await;
+    let force = format!("/api/v1/admin/bookings/{}/confirm", unpaid["id"].as_str().expect("id"));
+    assert_eq!(app.post(&force, Some(&admin.token), json!({})).await.0, StatusCode::OK);
     assert_eq!(app.post(&cancel(&unpaid), Some(&client.token), json!({})).await.0, StatusCode::OK);
     let (st, v) = app.post(&refund(&unpaid), Some(&admin.token), json!({"amount_minor": 1})).await;
     assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "not_refundable"), "{v}");

@@ -239,3 +239,88 @@ async fn provider_slots_and_appointments() {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 }
+
+/// A priced booking is confirmed by a succeeded payment, by the resource's owner (a payment taken
+/// on site) or by an admin; never by its client's own confirm, in any form.
+#[actix_web::test]
+async fn a_client_cannot_confirm_a_priced_booking_without_paying() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let other_owner = app.register("owner").await;
+    let client = app.register("client").await;
+    let event = app.create_priced_event(&owner, 5).await;
+    let (st, b) = app.book(&client, &event, 1, false).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().expect("id").to_owned();
+    let confirm = format!("/api/v1/bookings/{id}/confirm");
+    for body in [json!({}), json!({"payment_ref": "pay_12345"})] {
+        let (st, v) = app.post(&confirm, Some(&client.token), body).await;
+        assert_eq!((st, code(&v)), (StatusCode::PAYMENT_REQUIRED, "payment_required"), "{v}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/bookings/{id}"), Some(&client.token)).await.1["status"], "held");
+    // `confirm: true` is the same hole: refused, and nothing is written.
+    let (st, v) = app.book(&client, &event, 1, true).await;
+    assert_eq!((st, code(&v)), (StatusCode::PAYMENT_REQUIRED, "payment_required"), "{v}");
+    let c = app.db.client().await;
+    let rows: i64 = c.query_one("SELECT count(*) FROM bookings", &[]).await.expect("count").get(0);
+    assert_eq!(rows, 1, "only the hold");
+    // Another owner does not see it; the resource's owner records a payment at the desk.
+    let (st, _) = app.post(&confirm, Some(&other_owner.token), json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = app.post(&confirm, Some(&owner.token), json!({})).await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["payment_ref"].as_str()),
+        (StatusCode::OK, Some("confirmed"), Some("on_site")),
+        "{v}"
+    );
+    let bid = uuid::Uuid::parse_str(&id).expect("uuid");
+    let row = c
+        .query_one(
+            "SELECT status, payment_ref, (SELECT reason FROM booking_history WHERE booking_id = $1 ORDER BY at DESC LIMIT 1)
+             FROM bookings WHERE id = $1",
+            &[&bid],
+        )
+        .await
+        .expect("row");
+    let (status, pref, reason): (String, Option<String>, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((status.as_str(), pref.as_deref()), ("confirmed", Some("on_site")));
+    assert_eq!(reason, "payment taken on site, confirmed by the owner");
+}
+
+#[actix_web::test]
+async fn an_expired_priced_hold_cannot_be_confirmed_by_its_client_either() {
+    let app = crate::helpers::spawn_with(|_| {}).await;
+    let owner = app.register("owner").await;
+    let client = app.register("client").await;
+    let mut kind = serde_json::to_value(engine::fixtures::event(UserId::new_v7(), "x", 5, jiff::Timestamp::now()).kind)
+        .expect("json");
+    kind["max_per_booking"] = json!(5);
+    let (st, v) = app
+        .post("/api/v1/resources", Some(&owner.token), json!({"name": "Short holds", "hold_ttl_secs": 1, "kind": kind}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let event = v["id"].as_str().expect("id").to_owned();
+    let (_, b) = app.book(&client, &event, 1, false).await;
+    let id = b["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let (st, v) = app.post(&format!("/api/v1/bookings/{id}/confirm"), Some(&client.token), json!({})).await;
+    assert_eq!((st, code(&v)), (StatusCode::PAYMENT_REQUIRED, "payment_required"), "{v}");
+    let (_, v) = app.get(&format!("/api/v1/bookings/{id}"), Some(&client.token)).await;
+    assert_ne!(v["status"], "confirmed", "{v}");
+}
+
+#[actix_web::test]
+async fn a_client_confirms_a_free_booking() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let client = app.register("client").await;
+    let event = app.create_event(&owner, 5).await;
+    let (st, b) = app.book(&client, &event, 1, false).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let (st, v) = app
+        .post(&format!("/api/v1/bookings/{}/confirm", b["id"].as_str().expect("id")), Some(&client.token), json!({}))
+        .await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("confirmed")), "{v}");
+    let (st, v) = app.book(&client, &event, 1, true).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::CREATED, Some("confirmed")), "{v}");
+}

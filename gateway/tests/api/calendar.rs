@@ -88,7 +88,8 @@ fn utc(date: Date, time: Time, zone: &str) -> String {
 
 /// A hotel in New York (UTC-5/-4) with check-out at 11:00, owned by `owner`.
 async fn new_york_hotel(app: &TestApp, owner: &Session) -> (String, String) {
-    let mut spec = engine::fixtures::hotel(UserId::new_v7(), "Hudson", "New York", 2, 0);
+    // Free rooms: the client books and confirms at once.
+    let mut spec = engine::fixtures::free(engine::fixtures::hotel(UserId::new_v7(), "Hudson", "New York", 2, 0));
     let KindSpec::Hotel(h) = &mut spec.kind else { unreachable!("a hotel fixture") };
     h.time_zone = "America/New_York".into();
     let double = h.room_types[0].id.0.to_string();
@@ -117,7 +118,7 @@ async fn a_users_feed_has_their_bookings_with_the_right_times_and_nobody_elses()
     let stranger = app.register("client").await;
     let (hotel, double) = new_york_hotel(&app, &owner).await;
     let created = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
-    let spec = engine::fixtures::event(UserId::new_v7(), "x", 10, created);
+    let spec = engine::fixtures::free(engine::fixtures::event(UserId::new_v7(), "x", 10, created));
     let KindSpec::Event(e) = &spec.kind else { unreachable!("an event fixture") };
     let (event_start, event_end) = (e.starts_at, e.ends_at);
     let event = app.create_resource(&owner, "Concert", serde_json::to_value(&spec.kind).expect("json")).await;

@@ -103,16 +103,34 @@ async fn a_booking_made_over_http_arrives_as_an_email_with_its_calendar() {
     let owner = app.register("owner").await;
     let email = format!("guest-{}@example.com", uuid::Uuid::now_v7().simple());
     let client = register_as(&app, &email, "Gus <Guest>").await;
-    let event = app.create_event(&owner, 10).await;
-    let (st, b) = app.book(&client, &event, 2, true).await;
+    let event = app.create_priced_event(&owner, 10).await;
+    let (st, b) = app.book(&client, &event, 2, false).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     let booking_id = b["id"].as_str().expect("id").to_owned();
+    // Paid at the desk: the owner confirms.
+    let (st, v) = app.post(&format!("/api/v1/bookings/{booking_id}/confirm"), Some(&owner.token), json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
 
-    let mail = eventually("the confirmation email", async || mails.lock().expect("lock").first().cloned()).await;
+    // The hold's email comes first; the confirmation is the one this test reads.
+    let mail = eventually("the confirmation email", async || {
+        let parsed = mails
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|m| {
+                MessageParser::default()
+                    .parse(&m.data)
+                    .and_then(|p| p.subject().map(|s| s.starts_with("Booking confirmed")))
+                    == Some(true)
+            })
+            .cloned();
+        parsed
+    })
+    .await;
     assert_eq!(mail.rcpt, std::slice::from_ref(&email));
     let m = MessageParser::default().parse(&mail.data).expect("a MIME message");
     let reference = bots::render::reference(uuid::Uuid::parse_str(&booking_id).expect("uuid"));
-    assert_eq!(m.subject(), Some(format!("Booking confirmed: Test Event ({reference})").as_str()));
+    assert_eq!(m.subject(), Some(format!("Booking confirmed: Priced Event ({reference})").as_str()));
     assert_eq!(m.to().and_then(|a| a.first()).and_then(|a| a.address()), Some(email.as_str()));
     let text = m.body_text(0).expect("plain part");
     assert!(text.contains("2 tickets") && text.contains("EUR 50.00") && text.contains("UTC"), "{text}");
@@ -235,7 +253,13 @@ async fn two_gateways_on_one_database_send_each_email_once() {
     // one resource fence each other off with 503s; that is the engine's business, not ours).
     let event_a = first.create_event(&owner, 100).await;
     let kind = serde_json::to_value(
-        engine::fixtures::event(engine::domain::ids::UserId::new_v7(), "x", 100, jiff::Timestamp::now()).kind,
+        engine::fixtures::free(engine::fixtures::event(
+            engine::domain::ids::UserId::new_v7(),
+            "x",
+            100,
+            jiff::Timestamp::now(),
+        ))
+        .kind,
     )
     .expect("json");
     let res = first

@@ -83,9 +83,12 @@ async fn post(
 }
 
 async fn create_event(http: &reqwest::Client, base: &str, capacity: u32, hold_ttl_secs: u32) -> String {
-    let kind =
-        serde_json::to_value(engine::fixtures::event(UserId(Uuid::nil()), "x", capacity, jiff::Timestamp::now()).kind)
-            .expect("json");
+    let kind = serde_json::to_value(
+        // Free tickets: clients book and confirm at once.
+        engine::fixtures::free(engine::fixtures::event(UserId(Uuid::nil()), "x", capacity, jiff::Timestamp::now()))
+            .kind,
+    )
+    .expect("json");
     let body = json!({"name": "Drill", "hold_ttl_secs": hold_ttl_secs, "offer_ttl_secs": 600, "kind": kind});
     let (st, v) = post(http, format!("{base}/api/v1/resources"), &token(Role::Owner), body).await.expect("create");
     assert_eq!(st, StatusCode::CREATED, "{v}");

@@ -104,11 +104,18 @@ impl TestApp {
         session(&v)
     }
 
-    /// Creates an event of `capacity` owned by `owner`; returns its id.
+    /// Creates a free event (price 0) of `capacity` owned by `owner`, so a client may book and
+    /// confirm its tickets at once without a payment; returns its id.
     pub async fn create_event(&self, owner: &Session, capacity: u32) -> String {
+        let spec = fixtures::free(fixtures::event(UserId::new_v7(), "x", capacity, jiff::Timestamp::now()));
+        self.create_resource(owner, "Test Event", serde_json::to_value(spec.kind).expect("json")).await
+    }
+
+    /// Creates an event at 25.00 EUR a ticket: its holds are confirmed by paying for them.
+    pub async fn create_priced_event(&self, owner: &Session, capacity: u32) -> String {
         let kind = serde_json::to_value(fixtures::event(UserId::new_v7(), "x", capacity, jiff::Timestamp::now()).kind)
             .expect("json");
-        self.create_resource(owner, "Test Event", kind).await
+        self.create_resource(owner, "Priced Event", kind).await
     }
 
     pub async fn create_resource(&self, owner: &Session, name: &str, kind: Value) -> String {

@@ -51,7 +51,7 @@ async fn signed(app: &TestApp, event_id: &str, payment: &str, status: &str) -> (
 async fn held(app: &TestApp, capacity: u32, quantity: u32) -> (Session, Session, String, Value) {
     let owner = app.register("owner").await;
     let client = app.register("client").await;
-    let event = app.create_event(&owner, capacity).await;
+    let event = app.create_priced_event(&owner, capacity).await;
     let (st, b) = app.book(&client, &event, quantity, false).await;
     assert_eq!((st, b["status"].as_str()), (StatusCode::CREATED, Some("held")), "{b}");
     (owner, client, event, b)
@@ -271,8 +271,12 @@ async fn a_late_payment_after_the_ticket_was_taken_is_refunded_and_nothing_overs
     assert_eq!(st, StatusCode::OK);
     // The hold lapses after 1 s; someone else takes the ticket before the payment arrives.
     actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
-    let (st, other) = app.book(&quick, &event, 1, true).await;
-    assert_eq!((st, other["status"].as_str()), (StatusCode::CREATED, Some("confirmed")), "{other}");
+    // Paid at the desk: the owner confirms it.
+    let (st, other) = app.book(&quick, &event, 1, false).await;
+    assert_eq!(st, StatusCode::CREATED, "{other}");
+    let desk = format!("/api/v1/bookings/{}/confirm", other["id"].as_str().expect("id"));
+    let (st, other) = app.post(&desk, Some(&owner.token), json!({})).await;
+    assert_eq!((st, other["status"].as_str()), (StatusCode::OK, Some("confirmed")), "{other}");
 
     let done = settled(&app, &late, &p).await;
     assert_eq!(

@@ -100,7 +100,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         Arc::new(SystemClock),
         EngineConfig { max_batch: args.max_batch, arbiters: args.arbiters, ..EngineConfig::default() },
     );
-    let mut spec = fixtures::event(UserId::new_v7(), "Flash sale", 10_000_000, engine.now());
+    // Free tickets: a client books and confirms at once, no payment (docs/benchmarks.md).
+    let mut spec = fixtures::free(fixtures::event(UserId::new_v7(), "Flash sale", 10_000_000, engine.now()));
     if let engine::domain::spec::KindSpec::Event(e) = &mut spec.kind {
         e.max_per_booking = 1;
     }

@@ -38,8 +38,11 @@ impl Appointments {
         let mut slots = Vec::new();
         let mut ids = Vec::new();
         for i in 0..providers.max(1) {
-            let spec =
-                engine::fixtures::provider(engine::domain::ids::UserId(Uuid::nil()), &format!("Provider {i} {run}"));
+            // Free appointments: clients confirm at once without a payment.
+            let spec = engine::fixtures::free(engine::fixtures::provider(
+                engine::domain::ids::UserId(Uuid::nil()),
+                &format!("Provider {i} {run}"),
+            ));
             let id = api.create_resource(&owner, &spec).await?;
             let (status, v) = api.get(&format!("/api/v1/providers/{id}/slots?date={day}")).await?;
             let list = v["slots"]

@@ -21,12 +21,13 @@ impl FlashSale {
     pub async fn setup(api: &Api, capacity: u32, users: usize) -> Result<FlashSale, BoxError> {
         let owner = api.token(Uuid::now_v7(), Role::Owner)?;
         // An event a month from now (the same shape the tests use), capacity as asked.
-        let spec = engine::fixtures::event(
+        // Free tickets: clients confirm at once without a payment (a priced one needs POST /payments).
+        let spec = engine::fixtures::free(engine::fixtures::event(
             engine::domain::ids::UserId(Uuid::nil()),
             "Flash sale",
             capacity,
             jiff::Timestamp::now(),
-        );
+        ));
         let event = api.create_resource(&owner, &spec).await?;
         let body = json!({"resource_id": event, "request": {"kind": "tickets", "quantity": 1}, "confirm": true});
         Ok(FlashSale { event, tokens: api.client_tokens(users)?, body, sold_out: AtomicBool::new(false) })

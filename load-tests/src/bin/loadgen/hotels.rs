@@ -52,7 +52,14 @@ impl HotelSetup {
                 async move {
                     let name = format!("Hotel {i} {run}");
                     let city = format!("City {}", i % cities.max(1));
-                    let spec = engine::fixtures::hotel(engine::domain::ids::UserId(Uuid::nil()), &name, &city, 16, 4);
+                    // Free rooms: clients confirm at once without a payment.
+                    let spec = engine::fixtures::free(engine::fixtures::hotel(
+                        engine::domain::ids::UserId(Uuid::nil()),
+                        &name,
+                        &city,
+                        16,
+                        4,
+                    ));
                     let double = match &spec.kind {
                         engine::domain::spec::KindSpec::Hotel(h) => h.room_types[0].id.0.to_string(),
                         _ => return Err("the hotel fixture is not a hotel".to_owned()),

@@ -23,7 +23,13 @@ pub async fn many_resources(
     use futures::StreamExt;
     let rss_before = pid.and_then(rss_kib);
     let owner = api.token(Uuid::now_v7(), Role::Owner)?;
-    let spec = engine::fixtures::event(engine::domain::ids::UserId(Uuid::nil()), "x", 100, jiff::Timestamp::now());
+    // Free tickets: clients confirm at once without a payment.
+    let spec = engine::fixtures::free(engine::fixtures::event(
+        engine::domain::ids::UserId(Uuid::nil()),
+        "x",
+        100,
+        jiff::Timestamp::now(),
+    ));
     let kind = serde_json::to_value(spec.kind)?;
     let started = Instant::now();
     let created: Vec<Option<String>> = futures::stream::iter(0..count)
