@@ -106,12 +106,14 @@ pub async fn owner_of(state: &AppState, id: ResourceId) -> Result<UserId, ApiErr
 }
 
 /// Owners see and change only their own resources; to anyone else's the answer is 404, as if
-/// it did not exist. Admins act on all.
+/// it did not exist. Admins act on all that exist (a resource that does not is 404 for them
+/// too, not an empty answer).
 pub async fn require_owner(state: &AppState, user: &AuthUser, id: ResourceId) -> Result<(), ApiError> {
-    if user.is_admin() {
-        return Ok(());
+    if user.role == Role::Client {
+        return Err(ApiError::not_found("resource"));
     }
-    if user.role == Role::Owner && owner_of(state, id).await? == user.id {
+    let owner = owner_of(state, id).await?;
+    if user.is_admin() || owner == user.id {
         return Ok(());
     }
     Err(ApiError::not_found("resource"))

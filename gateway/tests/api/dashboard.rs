@@ -17,9 +17,11 @@ pub async fn hotel(app: &TestApp, owner: &Session, name: &str) -> (String, Value
     (id, kind)
 }
 
-/// Books (and with `confirm`, confirms) a stay in the hotel's first room type.
+/// Holds a stay in the hotel's first room type for `client`; with `confirm`, the hotel's owner
+/// then confirms it (a payment taken on site: the stay has a price).
 async fn stay(
     app: &TestApp,
+    owner: &Session,
     client: &Session,
     hotel: &str,
     kind: &Value,
@@ -28,15 +30,15 @@ async fn stay(
 ) -> String {
     let request = json!({"kind": "stay", "room_type_id": kind["room_types"][0]["id"], "check_in": nights.0,
         "check_out": nights.1, "guests": 1});
-    let (st, v) = app
-        .post(
-            "/api/v1/bookings",
-            Some(&client.token),
-            json!({"resource_id": hotel, "request": request, "confirm": confirm}),
-        )
-        .await;
+    let (st, v) =
+        app.post("/api/v1/bookings", Some(&client.token), json!({"resource_id": hotel, "request": request})).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
-    v["id"].as_str().expect("id").to_owned()
+    let id = v["id"].as_str().expect("id").to_owned();
+    if confirm {
+        let (st, v) = app.post(&format!("/api/v1/bookings/{id}/confirm"), Some(&owner.token), json!({})).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    id
 }
 
 async fn dash(app: &TestApp, who: &Session, id: &str, query: &str) -> Value {
@@ -68,16 +70,16 @@ async fn a_hotel_year_counts_room_nights_by_night_and_month_with_cancellations_a
 
     // Hotel A: over a month end, over the leap day, a stay booked then cancelled, a hold
     // (not a booking yet) and the last night of the year.
-    stay(&app, &client, &a, &kind_a, ("2028-01-30", "2028-02-01"), true).await;
-    stay(&app, &client, &a, &kind_a, ("2028-02-27", "2028-03-02"), true).await;
-    let cancelled = stay(&app, &client, &a, &kind_a, ("2028-04-29", "2028-05-02"), true).await;
-    stay(&app, &client, &a, &kind_a, ("2028-06-10", "2028-06-11"), false).await;
-    stay(&app, &client, &a, &kind_a, ("2028-12-31", "2029-01-02"), true).await;
+    stay(&app, &owner, &client, &a, &kind_a, ("2028-01-30", "2028-02-01"), true).await;
+    stay(&app, &owner, &client, &a, &kind_a, ("2028-02-27", "2028-03-02"), true).await;
+    let cancelled = stay(&app, &owner, &client, &a, &kind_a, ("2028-04-29", "2028-05-02"), true).await;
+    stay(&app, &owner, &client, &a, &kind_a, ("2028-06-10", "2028-06-11"), false).await;
+    stay(&app, &owner, &client, &a, &kind_a, ("2028-12-31", "2029-01-02"), true).await;
     let (st, v) = app.post(&format!("/api/v1/bookings/{cancelled}/cancel"), Some(&client.token), json!({})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     // Hotel B books the same nights: nothing of it may show in A.
-    stay(&app, &client, &b, &kind_b, ("2028-01-30", "2028-02-01"), true).await;
-    stay(&app, &client, &b, &kind_b, ("2028-01-30", "2028-02-01"), true).await;
+    stay(&app, &owner, &client, &b, &kind_b, ("2028-01-30", "2028-02-01"), true).await;
+    stay(&app, &owner, &client, &b, &kind_b, ("2028-01-30", "2028-02-01"), true).await;
 
     let day = dash(&app, &owner, &a, "year=2028&period=day").await;
     let keys: Vec<&String> = day.as_object().expect("object").keys().collect();
@@ -169,7 +171,8 @@ async fn events_count_tickets_by_day_of_sale_and_providers_their_working_hours()
     assert_eq!(s["totals"]["used_pct"].as_f64(), Some(30.0));
 
     // A provider: one 30-minute appointment on a working day of 7 hours.
-    let kind = serde_json::to_value(fixtures::provider(UserId::new_v7(), "Clinic").kind).expect("json");
+    // Free, so that the client books and confirms at once.
+    let kind = serde_json::to_value(fixtures::free(fixtures::provider(UserId::new_v7(), "Clinic")).kind).expect("json");
     let provider = app.create_resource(&owner, "Clinic", kind).await;
     let mut day = today.checked_add(jiff::Span::new().days(7)).expect("date");
     while day.weekday().to_monday_one_offset() > 5 {
@@ -230,9 +233,12 @@ async fn only_the_owner_and_admins_read_a_dashboard_and_bad_parameters_are_named
             let (st, v) = app.get(&url, who.map(|s| s.token.as_str())).await;
             assert_eq!(st, expected, "{path}: {v}");
         }
+        // A resource that does not exist is 404 for everyone, admins too (not a year of zeros).
         let missing = uuid::Uuid::now_v7();
-        let (st, _) = app.get(&format!("/api/v1/resources/{missing}/{path}?year=2028"), Some(&owner.token)).await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+        for who in [&owner, &admin] {
+            let (st, v) = app.get(&format!("/api/v1/resources/{missing}/{path}?year=2028"), Some(&who.token)).await;
+            assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{path}: {v}");
+        }
     }
 
     for (query, field) in [
