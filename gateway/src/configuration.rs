@@ -83,6 +83,11 @@ pub struct Settings {
     pub engine_arbiters: usize,
     /// HTTP worker threads; unset, one per CPU (actix-web's default).
     pub http_workers: Option<usize>,
+    /// Connections the kernel queues for `accept` before it drops new SYNs (which the client
+    /// then resends only after a second): the listen backlog. The kernel caps it at
+    /// `net.core.somaxconn` (4096 on current Linux).
+    #[serde(default = "default_http_backlog")]
+    pub http_backlog: usize,
     /// Key the payment webhook signatures are checked with.
     pub payment_webhook_secret: Option<Secret>,
     /// How long the simulated payment provider waits before it calls the webhook.
@@ -177,6 +182,10 @@ fn default_engine_mailbox_capacity() -> usize {
 fn default_engine_max_active_resources() -> usize {
     EngineConfig::default().max_active_resources
 }
+pub const DEFAULT_HTTP_BACKLOG: usize = 4096;
+fn default_http_backlog() -> usize {
+    DEFAULT_HTTP_BACKLOG
+}
 fn default_engine_arbiters() -> usize {
     EngineConfig::default().arbiters
 }
@@ -249,6 +258,7 @@ impl Settings {
             engine_max_active_resources: default_engine_max_active_resources(),
             engine_arbiters: default_engine_arbiters(),
             http_workers: None,
+            http_backlog: default_http_backlog(),
             payment_webhook_secret: None,
             payment_simulator_delay_ms: default_payment_delay(),
             smtp_host: None,
@@ -296,6 +306,7 @@ impl Settings {
             ("ENGINE_MAX_ACTIVE_RESOURCES", self.engine_max_active_resources, 100_000_000),
             ("ENGINE_ARBITERS", self.engine_arbiters, 64),
             ("HTTP_WORKERS", self.http_workers.unwrap_or(1), 64),
+            ("HTTP_BACKLOG", self.http_backlog, 65_535),
         ];
         for (name, v, max) in engine_bounds {
             if !(1..=max).contains(&v) {
@@ -388,6 +399,9 @@ mod tests {
         assert!(s.check().is_err());
         s.http_workers = Some(1);
         assert!(s.check().is_ok());
+        s.http_backlog = 0;
+        assert!(s.check().is_err(), "a listener that queues nothing refuses every burst");
+        s.http_backlog = DEFAULT_HTTP_BACKLOG;
         assert_eq!(s.engine_config().arbiters, 2, "the default number of actor threads reaches the engine");
         assert!(Settings::local().check().is_ok());
     }

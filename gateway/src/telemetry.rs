@@ -156,17 +156,18 @@ impl RootSpanBuilder for Spans {
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         {
             // One access-log line per request, inside its span (so with its request and trace
-            // ids): at debug, since at a flash sale's rate it would cost more than the booking;
-            // a server error always.
+            // ids): at debug, since at a flash sale's rate it would cost more than the booking,
+            // and a client's mistake (4xx) is not the server's trouble; a server error always,
+            // at ERROR with what went wrong.
             let _in = span.enter();
-            let status = match outcome {
-                Ok(res) => res.status().as_u16(),
-                Err(e) => e.as_response_error().status_code().as_u16(),
+            let (status, error) = match outcome {
+                Ok(res) => (res.status().as_u16(), res.response().error().map(ToString::to_string)),
+                Err(e) => (e.as_response_error().status_code().as_u16(), Some(e.to_string())),
             };
             if status >= 500 {
-                tracing::error!(status, "request failed");
+                tracing::error!(status, error = error.as_deref().unwrap_or("-"), "request failed");
             } else {
-                tracing::debug!(status, "request served");
+                tracing::debug!(status, error = error.as_deref(), "request served");
             }
         }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
