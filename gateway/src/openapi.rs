@@ -69,13 +69,18 @@ impl Modify for Meta {
     }
 }
 
-/// Completes the collected document: every state-changing operation honours an
-/// `Idempotency-Key` header (the idempotency middleware), so each documents it.
+/// Completes the collected document: every state-changing operation of a signed-in caller
+/// honours an `Idempotency-Key` header (the idempotency middleware), so each documents it.
+/// Operations without a token (register, login, refresh, logout, the payment webhook) ignore
+/// the header, so they do not offer it.
 pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
     for item in api.paths.paths.values_mut() {
         for op in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            if op.security.as_ref().is_none_or(Vec::is_empty) {
+                continue;
+            }
             let params = op.parameters.get_or_insert_with(Vec::new);
             let present =
                 params.iter().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("idempotency-key")));
@@ -91,7 +96,8 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                         "1 to 200 visible ASCII characters, per caller, kept 24 h: a retry with the same key and \
                          request gets the first answer again (`Idempotent-Replayed: true`); the same key with \
                          another request is 422 `idempotency_key_reused`, while the first still runs 409 \
-                         `idempotency_key_in_use`.",
+                         `idempotency_key_in_use`. An answer that carries a secret (sent with `Cache-Control: \
+                         no-store`) is never kept: its retry answers 409 `idempotent_answer_withheld`.",
                     ))
                     .schema(Some(
                         ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(200)),
@@ -100,5 +106,56 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             ));
         }
     }
-    api
+    close_tagged_variants(api)
+}
+
+/// serde's internally tagged enums (`KindSpec`: `{"type": "event", ...}`) come out of utoipa as
+/// `oneOf` branches `allOf: [{$ref: EventSpec}, {type}]`. The referenced spec is closed
+/// (`additionalProperties: false`, from `deny_unknown_fields`) and knows no `type`, and in
+/// `allOf` each part is checked alone, so no document satisfied any branch. Each such branch is
+/// inlined here as one closed object: the spec's properties plus the tag, which is what the
+/// server accepts (serde strips the tag before the closed struct reads the rest).
+fn close_tagged_variants(api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut doc) = serde_json::to_value(&api) else { return api };
+    let schemas =
+        doc.pointer("/components/schemas").and_then(serde_json::Value::as_object).cloned().unwrap_or_default();
+    let resolve = |part: &serde_json::Value| match part.get("$ref").and_then(serde_json::Value::as_str) {
+        Some(r) => schemas.get(r.trim_start_matches("#/components/schemas/")).cloned(),
+        None => Some(part.clone()),
+    };
+    let Some(all) = doc.pointer_mut("/components/schemas").and_then(serde_json::Value::as_object_mut) else {
+        return api;
+    };
+    for schema in all.values_mut() {
+        let Some(branches) = schema.get_mut("oneOf").and_then(serde_json::Value::as_array_mut) else { continue };
+        for branch in branches.iter_mut() {
+            let Some(parts) = branch.get("allOf").and_then(serde_json::Value::as_array) else { continue };
+            let Some(parts) = parts.iter().map(resolve).collect::<Option<Vec<_>>>() else { continue };
+            if !parts.iter().any(|p| p.get("additionalProperties") == Some(&serde_json::Value::Bool(false))) {
+                continue;
+            }
+            let (mut properties, mut required) = (serde_json::Map::new(), Vec::new());
+            for p in &parts {
+                if let Some(props) = p.get("properties").and_then(serde_json::Value::as_object) {
+                    properties.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                for r in p.get("required").and_then(serde_json::Value::as_array).into_iter().flatten() {
+                    if !required.contains(r) {
+                        required.push(r.clone());
+                    }
+                }
+            }
+            let mut inlined = serde_json::json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            });
+            if let Some(d) = parts.iter().find_map(|p| p.get("description")) {
+                inlined["description"] = d.clone();
+            }
+            *branch = inlined;
+        }
+    }
+    serde_json::from_value(doc).unwrap_or(api)
 }

@@ -98,7 +98,11 @@ impl Application {
         };
         let keys = JwtKeys::new(&secret, settings.access_token_ttl_secs, settings.refresh_token_ttl_secs);
         let idempotency: Arc<dyn IdempotencyStore> = match &pg {
-            Some(pg) => Arc::new(PgIdempotency::new(pg.pool().clone())),
+            Some(pg) => {
+                let store = PgIdempotency::new(pg.pool().clone());
+                store.start().await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+                Arc::new(store)
+            }
             None => Arc::new(MemoryIdempotency::default()),
         };
         crate::idempotency::spawn_cleanup(idempotency.clone());
@@ -132,7 +136,7 @@ impl Application {
         // Before the server runs (nothing may fail after that); dropped on error, it stops.
         let notifier = crate::notify::start(&settings).await.map_err(StartupError::Bootstrap)?;
         let telegram = crate::telegram::start(&state).map_err(StartupError::Bootstrap)?;
-        let listener = TcpListener::bind((settings.app_host.as_str(), settings.app_port))?;
+        let listener = listen((settings.app_host.as_str(), settings.app_port), settings.http_backlog)?;
         let port = listener.local_addr()?.port();
         state.payment_provider.set_listen_addr(listener.local_addr()?);
         let data = state.clone();
@@ -196,6 +200,27 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Binds the first address `addr` resolves to with this listen backlog. std's
+/// `TcpListener::bind` always asks for 128, too few for a burst of new connections: the kernel
+/// drops the SYNs past it and the client resends them only after a second.
+fn listen(addr: impl std::net::ToSocketAddrs, backlog: usize) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        let socket = Socket::new(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP))?;
+        // As std and actix-web do: a restarted server binds at once, despite TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        match socket.bind(&a.into()) {
+            Ok(()) => {
+                socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+                return Ok(socket.into());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
 }
 
 /// Creates the admin from ADMIN_EMAIL/ADMIN_PASSWORD if no account has that email yet.

@@ -290,7 +290,10 @@ async fn link_code(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRes
     let now = state.engine.now();
     let expires_at = now + LINK_CODE_TTL;
     state.telegram.issue(user.id, hash_code(&code), expires_at, now).await?;
-    Ok(HttpResponse::Created().json(LinkCode { code, expires_at }))
+    // The code links a chat to this account: a secret, so never cached nor kept for replays.
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(LinkCode { code, expires_at }))
 }
 
 // ---------- the bot's backend ----------

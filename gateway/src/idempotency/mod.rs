@@ -1,8 +1,10 @@
 //! `Idempotency-Key` for every request that creates or changes state (POST, PUT, PATCH,
 //! DELETE): the same key with the same request answers the first response again (with
 //! `Idempotent-Replayed: true`); with another request, 422. Records are scoped by caller (the
-//! user of a valid Bearer token, else "anonymous") and live 24 h. Booking and waitlist commands
-//! also hand the key to the engine, which derives their ids from it.
+//! user of a valid access token, or the hash of an integration key) and live 24 h; a request
+//! without a verified caller runs as if it had no key. Answers that carry a secret
+//! (`Cache-Control: no-store`) are never stored: a retry gets 409 `idempotent_answer_withheld`.
+//! Booking and waitlist commands also hand the key to the engine, which derives their ids from it.
 //!
 //! A record is reserved atomically before the handler runs, so a concurrent duplicate gets 409
 //! instead of a second effect. Responses of 500 and above are not stored (the reservation is
@@ -44,7 +46,22 @@ const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 const KEY_HEADER: &str = "idempotency-key";
-const ANONYMOUS: &str = "anonymous";
+/// The state-changing routes that take no token: the caller proves who they are in the body
+/// (a password, a refresh token) or by a signature (the payment webhook). They take no key
+/// either, even from a caller who also sends an access token: a replayed refresh token must
+/// reach the reuse detection, and their answers carry tokens. `openapi::finish` offers the
+/// header exactly where this list does not apply (a test holds the two together).
+pub const KEYLESS_ROUTES: [&str; 5] = [
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/payments/webhook",
+];
+/// The one route an integration key is accepted on (`routes::ingest::FeedSender`).
+const INGEST_ROUTE: &str = "/api/v1/ingest";
+/// Integration keys look like `ik_...` (see `integration_keys.rs`).
+const INTEGRATION_KEY_PREFIX: &str = "ik_";
 
 pub type IdemFuture<T> = Pin<Box<dyn Future<Output = Result<T, IdempotencyError>> + Send + 'static>>;
 
@@ -98,18 +115,61 @@ fn changes_state(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
-/// Whose key space a request's Idempotency-Key lives in: the signed-in user's; for another
-/// credential (an integration key, checked later by its route) a hash of it, so two senders
-/// never share replays; "anonymous" only without any Authorization header.
-fn scope_of(req: &actix_web::HttpRequest) -> String {
+/// Whose key space a request's Idempotency-Key lives in, decided before anything else of the
+/// key: the signed-in user's; for an integration key (checked later by the one route that takes
+/// it) a hash of it, so two senders never share replays. `None` for a request that proves no
+/// one: no Authorization header, or an access token that does not verify. Such a request runs
+/// as if it carried no key, so a route that needs a token answers 401 (not a replay or a 422 of
+/// someone else's key), and the anonymous routes (register, login, refresh, logout, the payment
+/// webhook) are never answered from a shared key space.
+fn scope_of(req: &actix_web::HttpRequest) -> Option<String> {
+    if KEYLESS_ROUTES.contains(&req.path()) {
+        return None;
+    }
     if let Some(user) = auth::bearer_user(req) {
-        return user.id.0.to_string();
+        return Some(user.id.0.to_string());
     }
-    match req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        // 61 characters: the stored scope is at most 64 (V4).
-        Some(h) => format!("cred:{}", &auth::hash_token(&String::from_utf8_lossy(h.as_bytes()))[..56]),
-        None => ANONYMOUS.to_owned(),
+    // An integration key is good on the feed only: anywhere else it proves no one.
+    if req.path() != INGEST_ROUTE {
+        return None;
     }
+    let header = req.headers().get(actix_web::http::header::AUTHORIZATION)?;
+    let token = auth::bearer_token(header).ok()?;
+    // 61 characters: the stored scope is at most 64 (V4).
+    token.starts_with(INTEGRATION_KEY_PREFIX).then(|| format!("cred:{}", &auth::hash_token(token)[..56]))
+}
+
+/// An answer that says `Cache-Control: no-store` carries a secret (tokens, an integration key,
+/// a webhook secret, a calendar feed URL). It is never kept: the record stores this problem
+/// instead, so a retry learns that the first request was done, and where its result lives,
+/// without the secret being at rest in `http_idempotency`.
+fn withheld(first_status: StatusCode, location: Option<String>) -> StoredResponse {
+    let detail = format!(
+        "a request with this Idempotency-Key already succeeded ({}); its answer carried a secret, which is \
+         never stored, so it cannot be shown again",
+        first_status.as_u16()
+    );
+    let problem = serde_json::json!({
+        "type": "/problems/idempotent_answer_withheld",
+        "title": "Conflict",
+        "status": 409,
+        "detail": detail,
+        "code": "idempotent_answer_withheld",
+    });
+    StoredResponse {
+        status: StatusCode::CONFLICT.as_u16(),
+        content_type: Some("application/problem+json".to_owned()),
+        location,
+        body: problem.to_string().into_bytes(),
+    }
+}
+
+fn carries_secret(headers: &header::HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-store"))
 }
 
 /// The `Idempotency-Key` header, if sent: 1..=200 visible ASCII characters, else 400.
@@ -232,6 +292,10 @@ pub async fn middleware(
         Ok(None) => return next.call(req).await.map(boxed),
         Err(e) => return Ok(req.error_response(e)),
     };
+    // Authentication first: a caller who proves no one gets no key space at all.
+    let Some(scope) = scope_of(req.request()) else {
+        return next.call(req).await.map(boxed);
+    };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.error_response(ApiError::internal("app state missing")));
     };
@@ -239,7 +303,6 @@ pub async fn middleware(
         Ok(b) => b,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let scope = scope_of(req.request());
     let fp = fingerprint(req.method().as_str(), req.path(), req.query_string(), &body);
     req.set_payload(Payload::from(body));
 
@@ -285,7 +348,10 @@ pub async fn middleware(
             return Err(e);
         }
     };
+    // Not kept either: a 401, whose request was not done for anyone (a revoked or forged
+    // integration key on the feed), so a later request with the key is judged afresh.
     let storable = !res.status().is_server_error()
+        && res.status() != StatusCode::UNAUTHORIZED
         && match res.response().body().size() {
             BodySize::None => true,
             BodySize::Sized(n) => usize::try_from(n).is_ok_and(|n| n <= MAX_STORED_BODY),
@@ -310,11 +376,15 @@ pub async fn middleware(
         }
     };
     let text = |name| head.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
-    let stored = StoredResponse {
-        status: head.status().as_u16(),
-        content_type: text(header::CONTENT_TYPE),
-        location: text(header::LOCATION),
-        body: bytes.to_vec(),
+    let stored = if carries_secret(head.headers()) {
+        withheld(head.status(), text(header::LOCATION))
+    } else {
+        StoredResponse {
+            status: head.status().as_u16(),
+            content_type: text(header::CONTENT_TYPE),
+            location: text(header::LOCATION),
+            body: bytes.to_vec(),
+        }
     };
     if let Some(r) = guard.disarm()
         && let Err(e) = store.complete(&r, stored).await

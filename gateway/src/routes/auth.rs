@@ -13,6 +13,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Token answers must not be cached (RFC 6749 5.1); it also keeps them out of idempotency records.
+const NO_STORE: (actix_web::http::header::HeaderName, &str) = (actix_web::http::header::CACHE_CONTROL, "no-store");
+
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(register).service(login).service(refresh).service(logout).service(me);
 }
@@ -137,7 +140,7 @@ async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Resul
     p.check(role != Role::Admin, "role", "must be client or owner");
     p.into_result(()).map_err(|e| ApiError::validation(e.errors))?;
     let user = create_account(&state, &b.email, &b.password, &b.name, role).await?;
-    Ok(HttpResponse::Created().json(issue(&state, user, None).await?))
+    Ok(HttpResponse::Created().insert_header(NO_STORE).json(issue(&state, user, None).await?))
 }
 
 #[utoipa::path(
@@ -173,7 +176,7 @@ async fn login(state: web::Data<AppState>, body: Json<LoginBody>) -> Result<Http
     .await
     .map_err(ApiError::internal)?;
     match found {
-        Some(u) if ok => Ok(HttpResponse::Ok().json(issue(&state, u.user, None).await?)),
+        Some(u) if ok => Ok(HttpResponse::Ok().insert_header(NO_STORE).json(issue(&state, u.user, None).await?)),
         _ => Err(ApiError::unauthorized("wrong email or password")),
     }
 }
@@ -212,7 +215,7 @@ async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<
                 .await
                 .map_err(account_error)?
                 .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
-            Ok(HttpResponse::Ok().json(issue(&state, user, Some(family_id)).await?))
+            Ok(HttpResponse::Ok().insert_header(NO_STORE).json(issue(&state, user, Some(family_id)).await?))
         }
         RefreshUse::Reused => Err(ApiError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,

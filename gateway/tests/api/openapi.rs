@@ -232,3 +232,66 @@ async fn the_documented_examples_are_accepted_by_the_api() {
     // Not sold out: the API says so (409 available_now) rather than rejecting the body.
     assert_eq!((st, crate::helpers::code(&body)), (StatusCode::CONFLICT, "available_now"), "waitlist example: {body}");
 }
+
+/// The operations that do not offer `Idempotency-Key` are exactly the ones the middleware
+/// ignores it on (`idempotency::KEYLESS_ROUTES`): the document says what the server does.
+#[actix_web::test]
+async fn idempotency_key_is_offered_exactly_where_it_is_honoured() {
+    let app = spawn_app().await;
+    let v: Value =
+        app.http.get(format!("{}/openapi.json", app.addr)).send().await.expect("spec").json().await.expect("json");
+    let mut keyless = Vec::new();
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            if !["post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let offered = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
+            if !offered {
+                keyless.push(path.clone());
+            }
+        }
+    }
+    keyless.sort();
+    let mut want: Vec<String> = gateway::idempotency::KEYLESS_ROUTES.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(keyless, want);
+}
+
+/// `KindSpec` (`{"type": "event", ...}`) must be satisfiable: each branch one closed object
+/// that names the tag, and a real resource's `kind` fits exactly one branch.
+#[actix_web::test]
+async fn every_kind_spec_branch_accepts_what_the_server_accepts() {
+    let app = spawn_app().await;
+    let v: Value =
+        app.http.get(format!("{}/openapi.json", app.addr)).send().await.expect("spec").json().await.expect("json");
+    let branches = v["components"]["schemas"]["KindSpec"]["oneOf"].as_array().expect("KindSpec.oneOf").clone();
+    assert_eq!(branches.len(), 3);
+    let owner = app.register("owner").await;
+    let now = jiff::Timestamp::now();
+    let kinds = [
+        engine::fixtures::event(engine::domain::ids::UserId::new_v7(), "e", 10, now).kind,
+        engine::fixtures::hotel(engine::domain::ids::UserId::new_v7(), "h", "Berlin", 1, 1).kind,
+        engine::fixtures::provider(engine::domain::ids::UserId::new_v7(), "p").kind,
+    ];
+    for kind in kinds {
+        let id = app.create_resource(&owner, "Schema check", serde_json::to_value(&kind).expect("json")).await;
+        let (_, r) = app.get(&format!("/api/v1/resources/{id}"), None).await;
+        let sent = &r["spec"];
+        let fits: Vec<&Value> = branches
+            .iter()
+            .filter(|b| {
+                let props = b["properties"].as_object().expect("an inlined branch has properties");
+                let tag_ok = b["properties"]["type"]["enum"].as_array().is_some_and(|e| e.contains(&sent["type"]));
+                let required_ok = b["required"]
+                    .as_array()
+                    .is_some_and(|req| req.iter().all(|f| f.as_str().is_some_and(|f| sent.get(f).is_some())));
+                let no_extra = sent.as_object().expect("kind").keys().all(|k| props.contains_key(k));
+                tag_ok && required_ok && no_extra && b["additionalProperties"] == json!(false)
+            })
+            .collect();
+        assert_eq!(fits.len(), 1, "kind {sent} fits {} branches of {branches:?}", fits.len());
+    }
+}
