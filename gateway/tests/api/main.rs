@@ -19,6 +19,7 @@ mod observability;
 mod openapi;
 mod payments;
 mod rate_limits;
+mod readme;
 mod roles;
 mod shutdown;
 mod telegram;
