@@ -159,3 +159,42 @@ fn close_tagged_variants(api: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     }
     serde_json::from_value(doc).unwrap_or(api)
 }
+
+/// The documented paths and their methods, so that a request for a known path with a method
+/// it does not serve is told 405 with `Allow` (not the unknown-route 404). Built from the
+/// finished document, which lists every route (a test holds the two together).
+pub struct KnownPaths(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl KnownPaths {
+    pub fn of(api: &utoipa::openapi::OpenApi) -> KnownPaths {
+        let doc = serde_json::to_value(api).unwrap_or_default();
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            let methods: Vec<&'static str> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .into_iter()
+                .filter(|m| item.get(m.to_ascii_lowercase()).is_some())
+                .collect();
+            out.push((path.split('/').map(str::to_owned).collect(), methods));
+        }
+        KnownPaths(out)
+    }
+
+    /// The methods a documented path serves, if `path` is one of them.
+    pub fn methods_of(&self, path: &str) -> Option<Vec<&'static str>> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut found: Option<Vec<&'static str>> = None;
+        for (template, methods) in &self.0 {
+            let fits = template.len() == parts.len()
+                && template.iter().zip(&parts).all(|(t, p)| match t.split_once('}') {
+                    // `{id}` is any segment; `{token}.ics` any segment ending in `.ics`.
+                    Some((param, suffix)) if param.starts_with('{') => p.len() > suffix.len() && p.ends_with(suffix),
+                    _ => t == p,
+                });
+            if fits {
+                let all = found.get_or_insert_with(Vec::new);
+                all.extend(methods.iter().filter(|m| !all.contains(m)).copied().collect::<Vec<_>>());
+            }
+        }
+        found
+    }
+}

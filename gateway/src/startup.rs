@@ -54,6 +54,21 @@ pub struct Application {
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    // A known path asked with a method it does not serve: 405 and what it does serve.
+    let known = req.app_data::<web::Data<crate::openapi::KnownPaths>>().and_then(|k| k.methods_of(req.path()));
+    if let Some(methods) = known.filter(|m| !m.is_empty() && !m.contains(&req.method().as_str())) {
+        let allow = methods.join(", ");
+        let e = ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} {} is not served; this path takes {allow}", req.method(), req.path()),
+        );
+        let mut res = actix_web::ResponseError::error_response(&e);
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
+        return Ok(res);
+    }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
         "not_found",
@@ -142,29 +157,31 @@ impl Application {
         let data = state.clone();
         let limit = BodyLimit(settings.max_body_bytes);
         let server = HttpServer::new(move || {
-            let app = App::new()
+            let (app, api) = App::new()
                 .into_utoipa_app()
                 .openapi(crate::openapi::ApiDoc::openapi())
                 .configure(crate::routes::configure)
-                .openapi_service(|api| {
-                    SwaggerUi::new(format!("{}{{_:.*}}", crate::openapi::DOCS_PATH))
-                        .url(crate::openapi::SPEC_PATH, crate::openapi::finish(api))
-                })
-                .into_app();
-            app.route("/docs", web::get().to(docs_redirect))
-                .configure(crate::routes::dashboard_page::configure)
-                // Innermost first: a replayed or rate-limited answer is still counted and logged.
-                .wrap(from_fn(crate::idempotency::middleware))
-                .wrap(from_fn(crate::rate_limit::middleware))
-                .wrap(from_fn(crate::metrics::track))
-                .wrap(from_fn(telemetry::trace_context))
-                .wrap(TracingLogger::<Spans>::new())
-                .wrap(from_fn(telemetry::request_id))
-                .app_data(data.clone())
-                .app_data(limit)
-                .app_data(web::QueryConfig::default().error_handler(extract::query_error))
-                .app_data(web::PathConfig::default().error_handler(extract::path_error))
-                .default_service(web::to(unknown_route))
+                .split_for_parts();
+            let api = crate::openapi::finish(api);
+            let known = web::Data::new(crate::openapi::KnownPaths::of(&api));
+            app.service(
+                SwaggerUi::new(format!("{}{{_:.*}}", crate::openapi::DOCS_PATH)).url(crate::openapi::SPEC_PATH, api),
+            )
+            .app_data(known)
+            .route("/docs", web::get().to(docs_redirect))
+            .configure(crate::routes::dashboard_page::configure)
+            // Innermost first: a replayed or rate-limited answer is still counted and logged.
+            .wrap(from_fn(crate::idempotency::middleware))
+            .wrap(from_fn(crate::rate_limit::middleware))
+            .wrap(from_fn(crate::metrics::track))
+            .wrap(from_fn(telemetry::trace_context))
+            .wrap(TracingLogger::<Spans>::new())
+            .wrap(from_fn(telemetry::request_id))
+            .app_data(data.clone())
+            .app_data(limit)
+            .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+            .app_data(web::PathConfig::default().error_handler(extract::path_error))
+            .default_service(web::to(unknown_route))
         })
         .workers(settings.http_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
         .listen(listener)?

@@ -295,3 +295,25 @@ async fn every_kind_spec_branch_accepts_what_the_server_accepts() {
         assert_eq!(fits.len(), 1, "kind {sent} fits {} branches of {branches:?}", fits.len());
     }
 }
+
+/// A documented path asked with a method it does not serve answers 405 with `Allow`; an
+/// unknown path stays 404.
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::now_v7();
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/v1/bookings".to_owned(), "GET, POST"),
+        (reqwest::Method::PATCH, format!("/api/v1/resources/{id}"), "GET, PUT"),
+        (reqwest::Method::POST, "/health".to_owned(), "GET"),
+        (reqwest::Method::PUT, "/api/v1/calendar/abc.ics".to_owned(), "GET"),
+    ] {
+        let res = app.http.request(method.clone(), format!("{}{path}", app.addr)).send().await.expect("sent");
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        let v: Value = res.json().await.expect("problem");
+        assert_eq!(v["code"], "method_not_allowed");
+    }
+    let res = app.http.delete(format!("{}/api/v1/nothing-here", app.addr)).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
