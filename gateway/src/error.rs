@@ -68,6 +68,31 @@ pub mod responses {
     }))]
     pub struct Unprocessable(#[allow(dead_code)] Problem);
 
+    /// The body is larger than `MAX_BODY_BYTES`
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/payload_too_large", "title": "Payload Too Large", "status": 413,
+        "detail": "the body is larger than 65536 bytes", "code": "payload_too_large"
+    }))]
+    pub struct PayloadTooLarge(#[allow(dead_code)] Problem);
+
+    /// The body was sent without `Content-Type: application/json` (or with another type)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/unsupported_media_type", "title": "Unsupported Media Type", "status": 415,
+        "detail": "send the body as application/json", "code": "unsupported_media_type"
+    }))]
+    pub struct UnsupportedMediaType(#[allow(dead_code)] Problem);
+
+    /// The `Idempotency-Key` is held by a request still running (`idempotency_key_in_use`), or
+    /// its first answer carried a secret and is not kept (`idempotent_answer_withheld`)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json", example = json!({
+        "type": "/problems/idempotency_key_in_use", "title": "Conflict", "status": 409,
+        "detail": "a request with this Idempotency-Key is still running; retry later", "code": "idempotency_key_in_use"
+    }))]
+    pub struct IdempotencyConflict(#[allow(dead_code)] Problem);
+
     /// Rate limited; see Retry-After
     #[derive(utoipa::ToResponse)]
     #[response(content_type = "application/problem+json", example = json!({

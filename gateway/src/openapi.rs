@@ -29,7 +29,10 @@ pub const DOCS_PATH: &str = "/docs/";
             crate::error::responses::Forbidden,
             crate::error::responses::Unprocessable,
             crate::error::responses::TooManyRequests,
-            crate::error::responses::Unavailable
+            crate::error::responses::Unavailable,
+            crate::error::responses::PayloadTooLarge,
+            crate::error::responses::UnsupportedMediaType,
+            crate::error::responses::IdempotencyConflict
         )
     ),
     tags(
@@ -69,18 +72,47 @@ impl Modify for Meta {
     }
 }
 
-/// Completes the collected document: every state-changing operation of a signed-in caller
-/// honours an `Idempotency-Key` header (the idempotency middleware), so each documents it.
-/// Operations without a token (register, login, refresh, logout, the payment webhook) ignore
-/// the header, so they do not offer it.
+/// Completes the collected document with what middleware and extractors answer for every
+/// route alike, so no handler has to repeat it:
+/// - a path or query parameter that does not parse is 400 (`invalid_path`, `invalid_query`);
+/// - a JSON body may be malformed (400), over `MAX_BODY_BYTES` (413), sent without its content
+///   type (415) or fail the schema's types and limits (422);
+/// - every state-changing operation of a signed-in caller honours an `Idempotency-Key` header
+///   (the idempotency middleware): a bad key is 400, a key still running or whose answer is
+///   withheld 409, a key reused for another request 422. Operations without a token
+///   (register, login, refresh, logout, the payment webhook) ignore the header, so they do not
+///   offer it.
 pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-    use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
+    use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Required, Type};
+    let ensure = |op: &mut utoipa::openapi::path::Operation, status: &str, response: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+    };
     for item in api.paths.paths.values_mut() {
+        if let Some(op) = item.get.as_mut() {
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                ensure(op, "400", "BadRequest");
+            }
+        }
         for op in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                ensure(op, "400", "BadRequest");
+            }
+            if op.request_body.is_some() {
+                ensure(op, "400", "BadRequest");
+                ensure(op, "413", "PayloadTooLarge");
+                ensure(op, "415", "UnsupportedMediaType");
+                ensure(op, "422", "Unprocessable");
+            }
             if op.security.as_ref().is_none_or(Vec::is_empty) {
                 continue;
             }
+            ensure(op, "400", "BadRequest");
+            ensure(op, "409", "IdempotencyConflict");
+            ensure(op, "422", "Unprocessable");
             let params = op.parameters.get_or_insert_with(Vec::new);
             let present =
                 params.iter().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("idempotency-key")));
@@ -100,7 +132,11 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                          no-store`) is never kept: its retry answers 409 `idempotent_answer_withheld`.",
                     ))
                     .schema(Some(
-                        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(200)),
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(200))
+                            .pattern(Some("^[!-~]{1,200}$")),
                     ))
                     .build(),
             ));
@@ -160,8 +196,10 @@ fn close_tagged_variants(api: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     serde_json::from_value(doc).unwrap_or(api)
 }
 
-/// The documented paths and their methods, so that a request for a known path with a method
-/// it does not serve is told 405 with `Allow` (not the unknown-route 404). Built from the
+/// The documented paths and their methods, so that a request for a documented path with a
+/// method it does not serve is told 405 with `Allow` before anything else looks at it (the
+/// router would otherwise hand `GET /payments/webhook` to `GET /payments/{id}`, and the
+/// idempotency middleware would judge a key on a route that does not exist). Built from the
 /// finished document, which lists every route (a test holds the two together).
 pub struct KnownPaths(Vec<(Vec<String>, Vec<&'static str>)>);
 
@@ -179,22 +217,62 @@ impl KnownPaths {
         KnownPaths(out)
     }
 
-    /// The methods a documented path serves, if `path` is one of them.
-    pub fn methods_of(&self, path: &str) -> Option<Vec<&'static str>> {
+    /// The methods the documented path `path` serves, if it is one. Where several templates
+    /// fit, the most specific wins, as in OpenAPI (a literal segment beats a parameter, earlier
+    /// segments first): `/payments/webhook` is its own path, not `/payments/{id}`.
+    pub fn methods_of(&self, path: &str) -> Option<&[&'static str]> {
         let parts: Vec<&str> = path.split('/').collect();
-        let mut found: Option<Vec<&'static str>> = None;
+        let mut best: Option<(Vec<bool>, &[&'static str])> = None;
         for (template, methods) in &self.0 {
-            let fits = template.len() == parts.len()
-                && template.iter().zip(&parts).all(|(t, p)| match t.split_once('}') {
-                    // `{id}` is any segment; `{token}.ics` any segment ending in `.ics`.
-                    Some((param, suffix)) if param.starts_with('{') => p.len() > suffix.len() && p.ends_with(suffix),
-                    _ => t == p,
-                });
-            if fits {
-                let all = found.get_or_insert_with(Vec::new);
-                all.extend(methods.iter().filter(|m| !all.contains(m)).copied().collect::<Vec<_>>());
+            if template.len() != parts.len() {
+                continue;
+            }
+            let mut literal = Vec::with_capacity(parts.len());
+            let fits = template.iter().zip(&parts).all(|(t, p)| match t.split_once('}') {
+                // `{id}` is any segment; `{token}.ics` any segment ending in `.ics`.
+                Some((param, suffix)) if param.starts_with('{') => {
+                    literal.push(false);
+                    p.len() > suffix.len() && p.ends_with(suffix)
+                }
+                _ => {
+                    literal.push(true);
+                    t == p
+                }
+            });
+            if fits && best.as_ref().is_none_or(|(b, _)| literal > *b) {
+                best = Some((literal, methods));
             }
         }
-        found
+        best.map(|(_, methods)| methods)
     }
+}
+
+/// 405 `method_not_allowed` with `Allow` for a documented path asked with a method it does not
+/// serve. HEAD and OPTIONS pass (the router and CORS answer those), as does every path the
+/// document does not list (the router's 404).
+pub async fn method_guard(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::http::{Method, StatusCode, header};
+    let refused = match req.app_data::<actix_web::web::Data<KnownPaths>>() {
+        Some(known) if req.method() != Method::HEAD && req.method() != Method::OPTIONS => known
+            .methods_of(req.path())
+            .filter(|m| !m.is_empty() && !m.contains(&req.method().as_str()))
+            .map(|m| m.join(", ")),
+        _ => None,
+    };
+    let Some(allow) = refused else {
+        return next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_boxed_body);
+    };
+    let e = crate::error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} {} is not served; this path takes {allow}", req.method(), req.path()),
+    );
+    let mut res = req.error_response(e);
+    if let Ok(v) = header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    Ok(res)
 }

@@ -54,21 +54,7 @@ pub struct Application {
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    // A known path asked with a method it does not serve: 405 and what it does serve.
-    let known = req.app_data::<web::Data<crate::openapi::KnownPaths>>().and_then(|k| k.methods_of(req.path()));
-    if let Some(methods) = known.filter(|m| !m.is_empty() && !m.contains(&req.method().as_str())) {
-        let allow = methods.join(", ");
-        let e = ApiError::new(
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{} {} is not served; this path takes {allow}", req.method(), req.path()),
-        );
-        let mut res = actix_web::ResponseError::error_response(&e);
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
-            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
-        }
-        return Ok(res);
-    }
+    // A documented path with a method it does not serve never gets here: `method_guard` said 405.
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
         "not_found",
@@ -172,6 +158,7 @@ impl Application {
             .configure(crate::routes::dashboard_page::configure)
             // Innermost first: a replayed or rate-limited answer is still counted and logged.
             .wrap(from_fn(crate::idempotency::middleware))
+            .wrap(from_fn(crate::openapi::method_guard))
             .wrap(from_fn(crate::rate_limit::middleware))
             .wrap(from_fn(crate::metrics::track))
             .wrap(from_fn(telemetry::trace_context))

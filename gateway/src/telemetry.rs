@@ -15,7 +15,7 @@ use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,8 +67,10 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_current_span(true)).try_init(),
-        LogFormat::Pretty => registry.with(fmt).try_init(),
+        LogFormat::Json => registry
+            .with(fmt.json().flatten_event(true).with_current_span(true).with_filter(ClientParseErrors))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt.with_filter(ClientParseErrors)).try_init(),
     };
     match (otlp_endpoint, exporter_error) {
         (Some(base), None) => tracing::info!(endpoint = base, "exporting spans over OTLP/HTTP"),
@@ -174,9 +176,78 @@ impl RootSpanBuilder for Spans {
     }
 }
 
+/// actix-http logs a request it cannot parse (a bad header, a broken request line) at ERROR,
+/// "stream error: request parse error: …", after answering it 400. That is the client's
+/// mistake, not the server's trouble, and a fuzzer makes thousands of them, so the log drops
+/// that line; every other event passes.
+struct ClientParseErrors;
+
+const ACTIX_DISPATCHER: &str = "actix_http::h1::dispatcher";
+const PARSE_ERROR: &str = "stream error: request parse error";
+
+impl<S> Filter<S> for ClientParseErrors {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: &Context<'_, S>) -> bool {
+        if event.metadata().target() != ACTIX_DISPATCHER {
+            return true;
+        }
+        let mut message = MessageStartsWith { prefix: PARSE_ERROR, found: false };
+        event.record(&mut message);
+        !message.found
+    }
+}
+
+struct MessageStartsWith {
+    prefix: &'static str,
+    found: bool,
+}
+
+impl tracing::field::Visit for MessageStartsWith {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.found = format!("{value:?}").starts_with(self.prefix);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::trace_id_of;
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// The writer of a test subscriber: what it printed.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_actix_cannot_parse_is_not_logged_as_an_error_but_the_rest_is() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let layer = tracing_subscriber::fmt::layer().with_writer(move || writer.clone()).with_filter(ClientParseErrors);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: invalid Header provided");
+            tracing::error!(target: "actix_http::h1::dispatcher", "Internal server error: unexpected eof");
+            tracing::error!(target: "gateway", "stream error: request parse error: ours, kept");
+        });
+        let text = String::from_utf8(out.0.lock().map(|v| v.clone()).unwrap_or_default()).unwrap_or_default();
+        assert!(!text.contains("invalid Header provided"), "{text}");
+        assert!(text.contains("unexpected eof"), "{text}");
+        assert!(text.contains("ours, kept"), "{text}");
+    }
 
     #[test]
     fn only_well_formed_traceparents_are_continued() {

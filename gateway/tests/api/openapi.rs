@@ -260,6 +260,40 @@ async fn idempotency_key_is_offered_exactly_where_it_is_honoured() {
     assert_eq!(keyless, want);
 }
 
+/// What middleware and extractors answer for every route alike is in every operation that can
+/// get it: a JSON body can be 400/413/415/422, a keyed operation 400/409/422, a parameter 400.
+#[actix_web::test]
+async fn answers_of_middleware_and_extractors_are_documented_on_every_operation() {
+    let app = spawn_app().await;
+    let v = spec(&app).await;
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let responses = op["responses"].as_object().expect("responses");
+            let must = |code: &str, why: &str| {
+                assert!(responses.contains_key(code), "{method} {path} does not document {code} ({why})");
+            };
+            if op.get("requestBody").is_some() {
+                for code in ["400", "413", "415", "422"] {
+                    must(code, "a JSON body");
+                }
+            }
+            let keyed = op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+            if keyed {
+                for code in ["400", "409", "422"] {
+                    must(code, "Idempotency-Key");
+                }
+            }
+            if op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "path" || p["in"] == "query"))
+            {
+                must("400", "a parameter");
+            }
+        }
+    }
+    // 415 is what a body without a content type gets, as documented.
+    let res = app.http.post(format!("{}/api/v1/auth/login", app.addr)).body("{}").send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
 /// `KindSpec` (`{"type": "event", ...}`) must be satisfiable: each branch one closed object
 /// that names the tag, and a real resource's `kind` fits exactly one branch.
 #[actix_web::test]
@@ -316,4 +350,25 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
     }
     let res = app.http.delete(format!("{}/api/v1/nothing-here", app.addr)).send().await.expect("sent");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // A literal path beats a template: GET /payments/webhook is not GET /payments/{id} (400).
+    let res = app.http.get(format!("{}/api/v1/payments/webhook", app.addr)).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+
+    // The method is refused before the idempotency middleware judges the key: the same key
+    // on two unserved methods is 405 both times, never 422 `idempotency_key_reused`.
+    let client = app.register("client").await;
+    for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+        let res = app
+            .http
+            .request(method.clone(), format!("{}/api/v1/bookings/{id}/cancel", app.addr))
+            .bearer_auth(&client.token)
+            .header("Idempotency-Key", "same-key-on-unserved-methods")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
 }
