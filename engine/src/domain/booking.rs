@@ -88,10 +88,12 @@ pub enum BookingRequest {
         room_id: Option<RoomId>,
         check_in: Date,
         check_out: Date,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
         guests: u16,
     },
     Tickets {
         category_id: Option<CategoryId>,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000))]
         quantity: u32,
     },
     Appointment {
@@ -108,16 +110,16 @@ pub enum Wish {
         room_type_id: RoomTypeId,
         check_in: Date,
         check_out: Date,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
         guests: u16,
     },
     Tickets {
         category_id: Option<CategoryId>,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000))]
         quantity: u32,
     },
     /// Any free slot on this local date of the provider.
-    Appointment {
-        date: Date,
-    },
+    Appointment { date: Date },
 }
 
 /// Who issued a command. History records it; clients may act only on their own bookings.

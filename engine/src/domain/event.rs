@@ -21,12 +21,16 @@ pub const MAX_CATEGORIES: usize = 100;
 pub struct EventSpec {
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000_000))]
     pub capacity: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000))]
     pub max_per_booking: u32,
     pub currency: Currency,
     /// Price of one ticket when the event has no categories.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000_000.0))]
     pub price_minor: i64,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub categories: Vec<CategorySpec>,
 }
 
@@ -35,8 +39,11 @@ pub struct EventSpec {
 #[serde(deny_unknown_fields)]
 pub struct CategorySpec {
     pub id: CategoryId,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub capacity: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000_000.0))]
     pub price_minor: i64,
 }
 

@@ -34,8 +34,11 @@ pub struct HotelSpec {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "11:00:00"))]
     pub check_out_time: Time,
     /// How far ahead (days from the hotel's today) a check-in may be.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_100))]
     pub booking_horizon_days: u16,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub room_types: Vec<RoomTypeSpec>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 10_000))]
     pub rooms: Vec<RoomSpec>,
 }
 
@@ -46,7 +49,9 @@ pub struct RoomTypeSpec {
     pub id: RoomTypeId,
     pub name: String,
     /// Most guests one room of this type sleeps.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
     pub capacity_guests: u16,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000_000.0))]
     pub base_price_minor: i64,
     /// Nightly price for particular dates (the night starting on that date).
     #[serde(default)]
@@ -59,6 +64,7 @@ pub struct RoomTypeSpec {
 pub struct RoomSpec {
     pub id: RoomId,
     /// Room number as shown to guests, e.g. "101" or "A-12".
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 20))]
     pub number: String,
     pub room_type_id: RoomTypeId,
 }

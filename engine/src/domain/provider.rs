@@ -29,17 +29,24 @@ pub struct ProviderSpec {
     /// IANA zone in which the schedule is written, e.g. "Europe/Berlin".
     pub time_zone: String,
     pub currency: Currency,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000_000.0))]
     pub price_minor: i64,
     /// Length of one appointment; slots start every `slot_minutes` from each interval's start.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 1_440))]
     pub slot_minutes: u16,
     /// Free time required between two appointments (before and after each).
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_440))]
     pub buffer_minutes: u16,
     /// An appointment must start at least this long after "now".
+    #[cfg_attr(feature = "openapi", schema(maximum = 525_600))]
     pub min_notice_minutes: u32,
     /// How far ahead (days from the provider's local today) an appointment may be.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_100))]
     pub booking_horizon_days: u16,
+    #[cfg_attr(feature = "openapi", schema(max_items = 7))]
     pub weekly: Vec<DayHours>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1_000))]
     pub overrides: Vec<DateOverride>,
 }
 
@@ -48,6 +55,7 @@ pub struct ProviderSpec {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DayHours {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 7))]
     pub weekday: u8,
     pub intervals: Vec<LocalInterval>,
 }

@@ -38,6 +38,7 @@ pub enum ReportedStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"event_id": "evt_0001", "payment_id": "0190c3f2-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "status": "succeeded"}))]
 pub struct WebhookBody {
+    #[schema(min_length = 1, max_length = 200, pattern = "^[!-~]+$")]
     pub event_id: String,
     pub payment_id: Uuid,
     pub status: ReportedStatus,

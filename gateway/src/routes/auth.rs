@@ -24,8 +24,15 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[schema(example = json!({"email": "ada@example.com", "password": "a long password", "name": "Ada Lovelace", "role": "client"}))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    #[schema(max_length = 254, pattern = r"^[!-?A-~]+@[!-\-/-?A-~][!-~]*\.[!-~]*$")]
     pub email: String,
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// `client` (default) or `owner`; admins are made by admins.
     #[serde(default)]
@@ -36,7 +43,9 @@ pub struct RegisterBody {
 #[schema(example = json!({"email": "ada@example.com", "password": "a long password"}))]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
 }
 

@@ -187,6 +187,7 @@ async fn get_one(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 #[schema(example = json!({"payment_ref": "pay_12345"}))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub payment_ref: Option<String>,
 }
 
@@ -195,6 +196,7 @@ pub struct ConfirmBody {
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: String,
 }
 

@@ -46,10 +46,10 @@ pub struct DashboardQuery {
     #[param(value_type = i32, minimum = 2000, maximum = 2100, example = 2028)]
     pub year: Option<String>,
     /// `day` (default: every day of the year) or `month` (the first of each month).
-    #[param(value_type = Option<String>, example = "month")]
+    #[param(value_type = Option<String>, pattern = "^(day|month)$", example = "month")]
     pub period: Option<String>,
     /// `booked` (default) or `cancelled` (only for the seed-shaped route).
-    #[param(value_type = Option<String>, example = "booked")]
+    #[param(value_type = Option<String>, pattern = "^(booked|cancelled)$", example = "booked")]
     pub series: Option<String>,
 }
 

@@ -76,9 +76,11 @@ impl From<DeliveryRecord> for Delivery {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// `pending`, `delivered` or `dead`; any status if absent.
+    #[param(pattern = "^(pending|delivered|dead)$")]
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1..100, default 20.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 

@@ -58,8 +58,10 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct FeedEvent {
     pub hotel_id: Uuid,
     /// When the channel recorded the event: RFC 3339, or a date-time without offset (UTC).
+    #[schema(min_length = 1)]
     pub timestamp: String,
     /// 1 = booked, 2 = cancelled.
+    #[schema(minimum = 1, maximum = 2)]
     pub rpg_status: u8,
     /// The room's number in the hotel (number or string) or its id.
     #[schema(value_type = Object)]

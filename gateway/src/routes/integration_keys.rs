@@ -28,10 +28,16 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     /// What the key is for, e.g. the channel manager's name (1 to 100 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Limit the key to these hotels of the caller's (1 to 100); every hotel of the caller's,
     /// now and later, if absent.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 100)]
     pub hotel_ids: Option<Vec<Uuid>>,
 }
 

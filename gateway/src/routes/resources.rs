@@ -46,12 +46,18 @@ fn default_offer_ttl() -> u32 {
 #[schema(example = json!({"name": "Rust Conf 2030", "hold_ttl_secs": 900, "offer_ttl_secs": 3600, "kind": {"type": "event", "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T18:00:00Z", "capacity": 500, "max_per_booking": 6, "currency": "EUR", "price_minor": 4900, "categories": []}}))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceInput {
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[serde(default = "default_hold_ttl")]
-    #[schema(default = 900)]
+    #[schema(default = 900, minimum = 1, maximum = 86_400)]
     pub hold_ttl_secs: u32,
     #[serde(default = "default_offer_ttl")]
-    #[schema(default = 3600)]
+    #[schema(default = 3600, minimum = 1, maximum = 604_800)]
     pub offer_ttl_secs: u32,
     /// Admins may create a resource for an owner; owners always own what they create.
     #[serde(default)]
@@ -239,11 +245,13 @@ async fn update(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub kind: Option<ResourceKind>,
+    #[param(max_length = 200)]
     pub city: Option<String>,
     /// Only the caller's own resources (owners).
     #[serde(default)]
     pub mine: bool,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
@@ -325,11 +333,14 @@ pub(crate) fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HotelSearch {
+    #[param(max_length = 200)]
     pub city: Option<String>,
     pub check_in: Date,
     pub check_out: Date,
+    #[param(minimum = 1, maximum = 50)]
     pub guests: Option<u16>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
@@ -413,6 +424,7 @@ pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<Hotel
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
@@ -551,6 +563,9 @@ pub async fn provider_slots(state: &AppState, id: ResourceId, date: Date) -> Res
 #[serde(deny_unknown_fields)]
 pub struct BookingListQuery {
     /// Comma-separated statuses, e.g. `held,confirmed`.
+    #[param(
+        pattern = "^ *(held|confirmed|completed|released|expired|cancelled) *(, *(held|confirmed|completed|released|expired|cancelled) *)*$"
+    )]
     pub status: Option<String>,
     /// Created at or after.
     pub from: Option<Timestamp>,
@@ -561,6 +576,7 @@ pub struct BookingListQuery {
     #[param(inline)]
     pub when: Option<When>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 

@@ -93,6 +93,7 @@ pub async fn join_waitlist(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MineQuery {
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 /// Endpoints one owner may have.
 pub const MAX_ENDPOINTS_PER_OWNER: i64 = 20;
-const MAX_DESCRIPTION_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create).service(list).service(one).service(remove).service(log);
@@ -39,11 +39,14 @@ pub struct EndpointInput {
     pub url: String,
     /// Notification kinds to receive: `hold_created`, `confirmed`, `released`, `cancelled`,
     /// `expired`, `refunded`, `rescheduled`, `offer_made`, `offer_expired`.
+    #[schema(min_items = 1, value_type = Vec<engine::domain::command::NotificationKind>)]
     pub event_types: Vec<String>,
     /// Only this resource (the caller's); every resource of the caller if absent.
     #[serde(default)]
     pub resource_id: Option<Uuid>,
+    /// At most 200 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub description: Option<String>,
 }
 
@@ -138,6 +141,7 @@ impl From<LogEntry> for WebhookDelivery {
 pub struct LogQuery {
     pub cursor: Option<String>,
     /// 1..100, default 20.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 

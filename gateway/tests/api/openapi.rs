@@ -372,3 +372,108 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
     }
 }
+
+/// The property `prop` of component schema `schema`.
+fn property<'a>(spec: &'a Value, schema: &str, prop: &str) -> &'a Value {
+    let p = &spec["components"]["schemas"][schema]["properties"][prop];
+    assert!(p.is_object(), "{schema}.{prop} is not in the spec");
+    p
+}
+
+/// The limits the server enforces are declared where a client (or a generated one) reads them,
+/// with the same numbers as the constants the checks use, so a schema-valid request is not
+/// refused for a limit the schema hid.
+#[actix_web::test]
+async fn the_limits_the_server_enforces_are_declared_with_its_numbers() {
+    use engine::domain::{command, event, hotel, provider, spec as rspec};
+    use gateway::pagination::{DEFAULT_PAGE, MAX_PAGE};
+    let app = spawn_app().await;
+    let v = spec(&app).await;
+
+    // Every page size, wherever it is taken.
+    let mut pages = 0;
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["name"] == "limit") {
+                let s = &p["schema"];
+                assert_eq!(s["minimum"], 1, "{method} {path} limit");
+                assert_eq!(s["maximum"], MAX_PAGE, "{method} {path} limit");
+                assert_eq!(s["default"], DEFAULT_PAGE, "{method} {path} limit");
+                pages += 1;
+            }
+        }
+    }
+    assert!(pages >= 7, "only {pages} operations take a page size");
+
+    let n = |x: usize| json!(x);
+    let u = |x: u32| json!(x);
+    let table: Vec<(&str, &str, &str, Value)> = vec![
+        ("ResourceInput", "name", "maxLength", n(rspec::MAX_NAME_CHARS)),
+        ("ResourceInput", "name", "minLength", json!(1)),
+        ("ResourceInput", "hold_ttl_secs", "maximum", u(rspec::MAX_HOLD_TTL_SECS)),
+        ("ResourceInput", "hold_ttl_secs", "minimum", json!(1)),
+        ("ResourceInput", "offer_ttl_secs", "maximum", u(rspec::MAX_OFFER_TTL_SECS)),
+        ("RegisterBody", "password", "minLength", n(gateway::auth::MIN_PASSWORD_CHARS)),
+        ("RegisterBody", "password", "maxLength", n(gateway::auth::MAX_PASSWORD_CHARS)),
+        ("RegisterBody", "name", "maxLength", n(rspec::MAX_NAME_CHARS)),
+        ("LoginBody", "password", "maxLength", n(gateway::auth::MAX_PASSWORD_CHARS)),
+        ("CancelBody", "reason", "maxLength", n(command::MAX_REASON_CHARS)),
+        ("ConfirmBody", "payment_ref", "maxLength", n(command::MAX_KEY_CHARS)),
+        ("EndpointInput", "description", "maxLength", n(gateway::routes::webhooks::MAX_DESCRIPTION_CHARS)),
+        ("EndpointInput", "event_types", "minItems", json!(1)),
+        ("KeyInput", "name", "maxLength", n(gateway::integration_keys::MAX_NAME_CHARS)),
+        ("KeyInput", "hotel_ids", "maxItems", n(gateway::integration_keys::MAX_HOTELS_PER_KEY)),
+        ("FeedEvent", "timestamp", "minLength", json!(1)),
+        ("FeedEvent", "rpg_status", "minimum", json!(1)),
+        ("FeedEvent", "rpg_status", "maximum", json!(2)),
+        ("WebhookBody", "event_id", "maxLength", n(gateway::payments::MAX_EVENT_ID_CHARS)),
+        ("EventSpec", "capacity", "maximum", u(event::MAX_EVENT_CAPACITY)),
+        ("EventSpec", "max_per_booking", "maximum", u(event::MAX_PER_BOOKING_LIMIT)),
+        ("EventSpec", "categories", "maxItems", n(event::MAX_CATEGORIES)),
+        ("HotelSpec", "room_types", "maxItems", n(hotel::MAX_ROOM_TYPES)),
+        ("HotelSpec", "rooms", "maxItems", n(hotel::MAX_ROOMS)),
+        ("HotelSpec", "booking_horizon_days", "maximum", json!(hotel::MAX_HORIZON_DAYS)),
+        ("RoomTypeSpec", "capacity_guests", "maximum", json!(hotel::MAX_GUESTS)),
+        ("RoomSpec", "number", "maxLength", n(hotel::MAX_ROOM_NUMBER_CHARS)),
+        ("ProviderSpec", "slot_minutes", "maximum", json!(provider::MAX_SLOT_MINUTES)),
+        ("ProviderSpec", "buffer_minutes", "maximum", json!(provider::MAX_BUFFER_MINUTES)),
+        ("ProviderSpec", "min_notice_minutes", "maximum", u(provider::MAX_NOTICE_MINUTES)),
+        ("ProviderSpec", "booking_horizon_days", "maximum", json!(provider::MAX_HORIZON_DAYS)),
+        ("ProviderSpec", "overrides", "maxItems", n(provider::MAX_OVERRIDES)),
+    ];
+    for (schema, prop, keyword, want) in &table {
+        assert_eq!(&property(&v, schema, prop)[*keyword], want, "{schema}.{prop} {keyword}");
+    }
+    for (schema, prop) in
+        [("EventSpec", "price_minor"), ("RoomTypeSpec", "base_price_minor"), ("ProviderSpec", "price_minor")]
+    {
+        let max = property(&v, schema, prop)["maximum"].as_f64();
+        assert_eq!(max, Some(engine::domain::money::MAX_UNIT_PRICE_MINOR as f64), "{schema}.{prop}");
+    }
+    // Quantities and guests in every request and wish.
+    let text = serde_json::to_string(&v["components"]["schemas"]["BookingRequest"]).expect("json");
+    assert!(text.contains(&format!("\"maximum\":{}", event::MAX_PER_BOOKING_LIMIT)), "{text}");
+    assert!(text.contains(&format!("\"maximum\":{}", hotel::MAX_GUESTS)), "{text}");
+
+    // The patterns accept what the server accepts and refuse what it refuses.
+    let name = property(&v, "ResourceInput", "name")["pattern"].as_str().expect("pattern").to_owned();
+    let name = regex::Regex::new(&name).expect("an ECMA pattern that is also a Rust regex");
+    assert!(name.is_match("Rust Conf 2030") && name.is_match(" Zimmer\u{e4} "));
+    assert!(!name.is_match("   ") && !name.is_match("tab\there") && !name.is_match(""));
+    let email = property(&v, "RegisterBody", "email")["pattern"].as_str().expect("pattern").to_owned();
+    let email = regex::Regex::new(&email).expect("a Rust regex too");
+    assert!(email.is_match("ada@example.com") && email.is_match("a+b@x.y"));
+    assert!(!email.is_match("ada@.example") && !email.is_match("ada@example") && !email.is_match("a b@x.y"));
+
+    // And the server holds the line at the declared numbers.
+    let client = app.register("client").await;
+    for (limit, want) in [
+        (MAX_PAGE, StatusCode::OK),
+        (MAX_PAGE + 1, StatusCode::UNPROCESSABLE_ENTITY),
+        (0, StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (st, body) =
+            app.send(reqwest::Method::GET, &format!("/api/v1/bookings?limit={limit}"), Some(&client.token), None).await;
+        assert_eq!(st, want, "limit={limit}: {body}");
+    }
+}
