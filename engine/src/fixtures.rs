@@ -33,6 +33,7 @@ pub fn event(owner: UserId, name: &str, capacity: u32, now: Timestamp) -> Resour
         owner_id: owner,
         hold_ttl_secs: 600,
         offer_ttl_secs: 3_600,
+        reference: None,
         kind: KindSpec::Event(EventSpec {
             starts_at,
             ends_at: starts_at + SignedDuration::from_hours(3),
@@ -92,6 +93,7 @@ pub fn hotel(owner: UserId, name: &str, city: &str, doubles: u32, suites: u32) -
         owner_id: owner,
         hold_ttl_secs: 900,
         offer_ttl_secs: 3_600,
+        reference: None,
         kind: KindSpec::Hotel(HotelSpec {
             city: city.to_owned(),
             time_zone: "Europe/Berlin".into(),
@@ -134,6 +136,7 @@ pub fn provider(owner: UserId, name: &str) -> ResourceSpec {
         owner_id: owner,
         hold_ttl_secs: 600,
         offer_ttl_secs: 3_600,
+        reference: None,
         kind: KindSpec::Provider(ProviderSpec {
             time_zone: "Europe/Berlin".into(),
             currency: eur(),

@@ -15,6 +15,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Holds longer than a day are reservations in disguise; offers get up to a week.
 pub const MAX_HOLD_TTL_SECS: u32 = 86_400;
 pub const MAX_OFFER_TTL_SECS: u32 = 7 * 86_400;
+/// An owner's reference: short enough for a channel manager's id field and a URL query.
+pub const MAX_REFERENCE_CHARS: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -22,6 +24,12 @@ pub const MAX_OFFER_TTL_SECS: u32 = 7 * 86_400;
 pub struct ResourceSpec {
     pub name: String,
     pub owner_id: UserId,
+    /// The owner's own name for this resource ("0", "berlin-1"): what a system moving here
+    /// already calls it. Unique among one owner's resources; letters, digits, `.`, `_`, `-`,
+    /// starting with a letter or digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", max_length = 64))]
+    pub reference: Option<String>,
     /// How long a hold keeps capacity before it expires unless confirmed.
     pub hold_ttl_secs: u32,
     /// How long a waitlist offer keeps the freed capacity for the offered client.
@@ -101,6 +109,11 @@ impl ResourceSpec {
         if let Err(e) = check_name(&self.name) {
             p.push("name", e);
         }
+        if let Some(r) = &self.reference
+            && let Err(e) = check_reference(r)
+        {
+            p.push("reference", e);
+        }
         p.check(
             (1..=MAX_HOLD_TTL_SECS).contains(&self.hold_ttl_secs),
             "hold_ttl_secs",
@@ -127,6 +140,28 @@ pub fn check_name(name: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// An owner's reference: 1..=64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit, so it
+/// fits in a URL query and a feed's id field unescaped.
+pub fn check_reference(reference: &str) -> Result<(), String> {
+    let mut chars = reference.chars();
+    match chars.next() {
+        None => return Err("must not be empty".into()),
+        Some(c) if !c.is_ascii_alphanumeric() => return Err("must start with a letter or a digit".into()),
+        Some(_) => {}
+    }
+    if reference.chars().count() > MAX_REFERENCE_CHARS {
+        return Err(format!("must be at most {MAX_REFERENCE_CHARS} characters"));
+    }
+    if chars.any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err("may hold only letters, digits, '.', '_' and '-'".into());
+    }
+    // Where a resource id or a reference may be given, a UUID is read as the id.
+    if uuid::Uuid::parse_str(reference).is_ok() {
+        return Err("must not be a UUID (it would read as a resource id)".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -179,5 +214,22 @@ mod tests {
 
         // An item of another kind never ends.
         assert_eq!(event.service_ends_at(&appt), Timestamp::MAX);
+    }
+
+    #[test]
+    fn a_reference_is_short_and_url_safe() {
+        for ok in ["0", "101", "berlin-1", "Hotel_A.2", &"x".repeat(MAX_REFERENCE_CHARS)] {
+            assert_eq!(check_reference(ok), Ok(()), "{ok:?}");
+        }
+        let uuid = "0190f1c2-0000-7000-8000-000000000001";
+        for bad in ["", "-1", ".a", "a b", "a/b", "ä", "a?x=1", uuid, &"x".repeat(MAX_REFERENCE_CHARS + 1)] {
+            assert!(check_reference(bad).is_err(), "{bad:?} accepted");
+        }
+        let mut spec = fixtures::provider(UserId::new_v7(), "P");
+        spec.reference = Some("bad ref".into());
+        let problems = spec.validate_common().expect_err("bad reference accepted");
+        assert!(format!("{problems:?}").contains("reference"), "{problems:?}");
+        spec.reference = Some("clinic-7".into());
+        assert_eq!(spec.validate_common(), Ok(()));
     }
 }

@@ -100,6 +100,7 @@ pub struct ResourceState {
     id: ResourceId,
     name: String,
     owner_id: UserId,
+    reference: Option<String>,
     hold_ttl_secs: u32,
     offer_ttl_secs: u32,
     kind: Kind,
@@ -245,6 +246,7 @@ impl ResourceState {
             id,
             name: spec.name.clone(),
             owner_id: spec.owner_id,
+            reference: spec.reference.clone(),
             hold_ttl_secs: spec.hold_ttl_secs,
             offer_ttl_secs: spec.offer_ttl_secs,
             kind,
@@ -280,6 +282,7 @@ impl ResourceState {
         ResourceSpec {
             name: self.name.clone(),
             owner_id: self.owner_id,
+            reference: self.reference.clone(),
             hold_ttl_secs: self.hold_ttl_secs,
             offer_ttl_secs: self.offer_ttl_secs,
             kind: self.kind.spec(),
@@ -961,6 +964,7 @@ impl ResourceState {
         self.kind.respec(spec.kind.clone())?;
         self.name = spec.name.clone();
         self.owner_id = spec.owner_id;
+        self.reference = spec.reference.clone();
         self.hold_ttl_secs = spec.hold_ttl_secs;
         self.offer_ttl_secs = spec.offer_ttl_secs;
         self.changes.push(Change::Spec(Box::new(spec)));

@@ -115,6 +115,7 @@ fn resource(kind: KindSpec) -> ResourceSpec {
         owner_id: owner(),
         hold_ttl_secs: HOLD_TTL,
         offer_ttl_secs: OFFER_TTL,
+        reference: None,
         kind,
     }
 }
@@ -1962,6 +1963,7 @@ impl K {
                     owner_id: owner(),
                     hold_ttl_secs: 300,
                     offer_ttl_secs: 450,
+                    reference: None,
                     kind: KindSpec::Event(EventSpec {
                         starts_at: plus(t0(), 2 * 3_600),
                         ends_at: plus(t0(), 3 * 3_600),
@@ -1988,6 +1990,7 @@ impl K {
                     owner_id: owner(),
                     hold_ttl_secs: 600,
                     offer_ttl_secs: 900,
+                    reference: None,
                     kind: KindSpec::Hotel(h),
                 }
             }
@@ -2005,6 +2008,7 @@ impl K {
                     owner_id: owner(),
                     hold_ttl_secs: 300,
                     offer_ttl_secs: 450,
+                    reference: None,
                     kind: KindSpec::Provider(provider_kind(intervals, buffer, 15)),
                 }
             }

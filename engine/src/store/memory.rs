@@ -111,6 +111,21 @@ impl MemoryStore {
         if reused {
             return Err(StoreError::Conflict);
         }
+        // An owner's reference names one of their resources, as the unique index
+        // resources_owner_reference makes it in PostgreSQL.
+        let taken = batch.changes.iter().any(|c| match c {
+            Change::Spec(spec) => spec.reference.as_ref().is_some_and(|reference| {
+                data.resources.iter().any(|(id, r)| {
+                    *id != batch.resource_id
+                        && r.spec.owner_id == spec.owner_id
+                        && r.spec.reference.as_ref() == Some(reference)
+                })
+            }),
+            _ => false,
+        });
+        if taken {
+            return Err(StoreError::Conflict);
+        }
         let version = batch.expected_version + 1;
         for change in batch.changes {
             match change {
@@ -227,6 +242,30 @@ impl Store for MemoryStore {
         })
     }
 
+    fn commit_many(&self, batches: Vec<CommitBatch>) -> StoreFuture<Vec<Result<i64, StoreError>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            // The faults hit the merged commit as a whole, as they would one transaction.
+            let delay = this.faults.commit_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if take_one(&this.faults.fail_commits) {
+                return Err(StoreError::Unavailable("injected commit failure".into()));
+            }
+            let ambiguous = take_one(&this.faults.ambiguous_commits);
+            let results = {
+                let mut d = this.lock();
+                // `apply` checks each batch before its first write: a refused one leaves nothing.
+                batches.into_iter().map(|b| Self::apply(&mut d, b)).collect()
+            };
+            if ambiguous {
+                return Err(StoreError::Unavailable("injected failure after the write".into()));
+            }
+            Ok(results)
+        })
+    }
+
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>> {
         let this = self.clone();
         Box::pin(
@@ -268,6 +307,7 @@ impl Store for MemoryStore {
                     filter.kind.is_none_or(|k| r.spec.kind.kind() == k)
                         && filter.owner_id.is_none_or(|o| r.spec.owner_id == o)
                         && filter.after.is_none_or(|a| **id > a)
+                        && filter.reference.as_ref().is_none_or(|x| r.spec.reference.as_ref() == Some(x))
                         && city.as_ref().is_none_or(|c| match &r.spec.kind {
                             KindSpec::Hotel(h) => h.city.to_lowercase() == *c,
                             _ => false,
@@ -283,6 +323,7 @@ impl Store for MemoryStore {
                         _ => None,
                     },
                     version: r.version,
+                    reference: r.spec.reference.clone(),
                 })
                 .collect();
             v.sort_by_key(|r| r.id);

@@ -3,7 +3,8 @@
 //! conformance suite (engine/tests/integration/conformance.rs).
 //!
 //! The contract: `commit` writes a batch of changes atomically *only if* the resource's
-//! version is still the one the writer loaded (fencing), and returns the new version.
+//! version is still the one the writer loaded (fencing), and returns the new version;
+//! `commit_many` does so for many resources' batches in one transaction, fencing each alone.
 
 pub mod memory;
 pub mod postgres;
@@ -78,6 +79,8 @@ pub struct ResourceSummary {
     /// The hotel's city as the owner spelled it; `None` for every other kind.
     pub city: Option<String>,
     pub version: i64,
+    /// The owner's reference, if the owner gave one.
+    pub reference: Option<String>,
 }
 
 /// Largest page any listing returns.
@@ -95,6 +98,8 @@ pub struct ResourceFilter {
     pub owner_id: Option<UserId>,
     /// Hotels whose city equals this, ignoring case (resources of other kinds never match).
     pub city: Option<String>,
+    /// The resource with this owner's reference (exact match; with `owner_id`, at most one).
+    pub reference: Option<String>,
     pub after: Option<ResourceId>,
     /// 1..=1000; larger values are clamped to 1000, smaller to 1.
     pub limit: i64,
@@ -147,6 +152,13 @@ pub trait Store: Send + Sync + 'static {
     /// new version. `StoreError::Conflict` if the version moved (or, for a create, if the
     /// resource exists); nothing is written then.
     fn commit(&self, batch: CommitBatch) -> StoreFuture<i64>;
+
+    /// Commits several resources' batches in one transaction: a shard committer's merged
+    /// commit (`crate::committer`). Each batch is fenced on its own, as `commit` fences one: a
+    /// batch whose version moved (or a create whose resource exists) is answered `Conflict` and
+    /// writes nothing, and the others commit. One answer per batch, in order. `Err` means the
+    /// transaction failed or its outcome is unknown: it holds for every batch.
+    fn commit_many(&self, batches: Vec<CommitBatch>) -> StoreFuture<Vec<Result<i64, StoreError>>>;
 
     /// Any booking of the resource, whatever its status.
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>>;

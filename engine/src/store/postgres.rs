@@ -1,15 +1,16 @@
 //! The production store: PostgreSQL through deadpool-postgres.
 //!
-//! A group commit is one transaction: fence on the resource's version, then bulk-write every
-//! changed booking, history row, waitlist entry, outbox row and idempotency record with one
-//! `unnest` statement per table, whatever the batch size.
+//! A commit is one transaction for one or many resources' batches (`postgres/commit.rs`):
+//! fence each on its version, then bulk-write every changed booking, history row, waitlist
+//! entry, outbox row and idempotency record with one statement per table, whatever the number
+//! of batches and their sizes.
 
 use super::{
     BookingFilter, CommitBatch, LoadedResource, ResourceFilter, ResourceSummary, Store, StoreError, StoreFuture,
     StoreOverview, clamp_list_limit,
 };
-use crate::domain::booking::{Booking, BookingItem, BookingStatus, Requester, Transition, Wish};
-use crate::domain::command::{Change, IdempotencyRecord, Notification};
+use crate::domain::booking::{Booking, BookingItem, BookingStatus, Wish};
+use crate::domain::command::IdempotencyRecord;
 use crate::domain::event::{CategorySpec, EventSpec};
 use crate::domain::hotel::{HotelSpec, RoomSpec, RoomTypeSpec};
 use crate::domain::ids::{BookingId, CategoryId, ResourceId, RoomId, RoomTypeId, UserId, WaitlistEntryId};
@@ -21,12 +22,10 @@ use crate::domain::waitlist::{WaitlistEntry, WaitlistStatus};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::pin::pin;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -160,496 +159,9 @@ async fn migrate(pg: &tokio_postgres::Config) -> Result<(), StoreError> {
     Ok(())
 }
 
-// ---- commit ---------------------------------------------------------------------------------
+// ---- commit: engine/src/store/postgres/commit.rs -----------------------------------------
 
-/// Column arrays for one bulk upsert of bookings.
-#[derive(Default)]
-struct BookingCols {
-    id: Vec<Uuid>,
-    item_kind: Vec<&'static str>,
-    user_id: Vec<Uuid>,
-    status: Vec<&'static str>,
-    room_type_id: Vec<Option<Uuid>>,
-    room_id: Vec<Option<Uuid>>,
-    check_in: Vec<Option<Date>>,
-    check_out: Vec<Option<Date>>,
-    guests: Vec<Option<i16>>,
-    category_id: Vec<Option<Uuid>>,
-    quantity: Vec<Option<i32>>,
-    starts_at: Vec<Option<Timestamp>>,
-    ends_at: Vec<Option<Timestamp>>,
-    amount_minor: Vec<i64>,
-    currency: Vec<String>,
-    hold_expires_at: Vec<Option<Timestamp>>,
-    payment_ref: Vec<Option<String>>,
-    refunded_minor: Vec<i64>,
-    waitlist_entry_id: Vec<Option<Uuid>>,
-    idempotency_key: Vec<Option<String>>,
-    created_at: Vec<Timestamp>,
-    updated_at: Vec<Timestamp>,
-}
-
-/// The kind-specific columns of a booking row (NULL where the kind has none).
-struct ItemCols {
-    kind: &'static str,
-    room_type_id: Option<Uuid>,
-    room_id: Option<Uuid>,
-    check_in: Option<Date>,
-    check_out: Option<Date>,
-    guests: Option<i16>,
-    category_id: Option<Uuid>,
-    quantity: Option<i32>,
-    starts_at: Option<Timestamp>,
-    ends_at: Option<Timestamp>,
-}
-
-impl ItemCols {
-    fn of(item: &BookingItem) -> Result<ItemCols, StoreError> {
-        let mut c = ItemCols {
-            kind: "",
-            room_type_id: None,
-            room_id: None,
-            check_in: None,
-            check_out: None,
-            guests: None,
-            category_id: None,
-            quantity: None,
-            starts_at: None,
-            ends_at: None,
-        };
-        match item {
-            BookingItem::Stay { room_type_id, room_id, check_in, check_out, guests } => {
-                c.kind = "stay";
-                c.room_type_id = Some(room_type_id.0);
-                c.room_id = Some(room_id.0);
-                c.check_in = Some(*check_in);
-                c.check_out = Some(*check_out);
-                c.guests = Some(i16::try_from(*guests).map_err(corrupt)?);
-            }
-            BookingItem::Tickets { category_id, quantity } => {
-                c.kind = "tickets";
-                c.category_id = category_id.map(|x| x.0);
-                c.quantity = Some(i32::try_from(*quantity).map_err(corrupt)?);
-            }
-            BookingItem::Appointment { starts_at, ends_at } => {
-                c.kind = "appointment";
-                c.starts_at = Some(*starts_at);
-                c.ends_at = Some(*ends_at);
-            }
-        }
-        Ok(c)
-    }
-}
-
-impl BookingCols {
-    fn push(&mut self, b: &Booking) -> Result<(), StoreError> {
-        let c = ItemCols::of(&b.item)?;
-        self.id.push(b.id.0);
-        self.user_id.push(b.user_id.0);
-        self.status.push(b.status.as_str());
-        self.item_kind.push(c.kind);
-        self.room_type_id.push(c.room_type_id);
-        self.room_id.push(c.room_id);
-        self.check_in.push(c.check_in);
-        self.check_out.push(c.check_out);
-        self.guests.push(c.guests);
-        self.category_id.push(c.category_id);
-        self.quantity.push(c.quantity);
-        self.starts_at.push(c.starts_at);
-        self.ends_at.push(c.ends_at);
-        self.amount_minor.push(b.amount.amount_minor);
-        self.currency.push(b.amount.currency.as_str().to_owned());
-        self.hold_expires_at.push(b.hold_expires_at);
-        self.payment_ref.push(b.payment_ref.clone());
-        self.refunded_minor.push(b.refunded_minor);
-        self.waitlist_entry_id.push(b.waitlist_entry_id.map(|w| w.0));
-        self.idempotency_key.push(b.idempotency_key.clone());
-        self.created_at.push(b.created_at);
-        self.updated_at.push(b.updated_at);
-        Ok(())
-    }
-}
-
-/// Bookings created in this batch are plain inserts: binary COPY is the cheapest way in.
-const COPY_BOOKINGS: &str = "COPY bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id,
-    check_in, check_out, guests, category_id, quantity, starts_at, ends_at, amount_minor, currency,
-    hold_expires_at, payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
-    FROM STDIN (FORMAT binary)";
-const COPY_BOOKINGS_TYPES: [Type; 23] = [
-    Type::UUID,
-    Type::UUID,
-    Type::TEXT,
-    Type::UUID,
-    Type::TEXT,
-    Type::UUID,
-    Type::UUID,
-    Type::DATE,
-    Type::DATE,
-    Type::INT2,
-    Type::UUID,
-    Type::INT4,
-    Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-    Type::INT8,
-    Type::BPCHAR,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::INT8,
-    Type::UUID,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-];
-
-async fn copy_new_bookings(
-    tx: &deadpool_postgres::Transaction<'_>,
-    rid: Uuid,
-    rows: &[&Booking],
-) -> Result<(), StoreError> {
-    let sink = tx.copy_in(COPY_BOOKINGS).await.map_err(db_err)?;
-    let mut w = pin!(BinaryCopyInWriter::new(sink, &COPY_BOOKINGS_TYPES));
-    for b in rows {
-        let c = ItemCols::of(&b.item)?;
-        let entry = b.waitlist_entry_id.map(|x| x.0);
-        w.as_mut()
-            .write(&[
-                &b.id.0,
-                &rid,
-                &c.kind,
-                &b.user_id.0,
-                &b.status.as_str(),
-                &c.room_type_id,
-                &c.room_id,
-                &c.check_in,
-                &c.check_out,
-                &c.guests,
-                &c.category_id,
-                &c.quantity,
-                &c.starts_at,
-                &c.ends_at,
-                &b.amount.amount_minor,
-                &b.amount.currency.as_str(),
-                &b.hold_expires_at,
-                &b.payment_ref,
-                &b.refunded_minor,
-                &entry,
-                &b.idempotency_key,
-                &b.created_at,
-                &b.updated_at,
-            ])
-            .await
-            .map_err(db_err)?;
-    }
-    w.finish().await.map_err(db_err)?;
-    Ok(())
-}
-
-async fn copy_history(
-    tx: &deadpool_postgres::Transaction<'_>,
-    rid: Uuid,
-    rows: &[&Transition],
-) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in("COPY booking_history (booking_id, resource_id, from_status, to_status, at, by_role, by_user, reason) FROM STDIN (FORMAT binary)")
-        .await
-        .map_err(db_err)?;
-    let types = [Type::UUID, Type::UUID, Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::UUID, Type::TEXT];
-    let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
-    for t in rows {
-        let (role, usr) = role_of(&t.by);
-        let from = t.from.map(BookingStatus::as_str);
-        w.as_mut()
-            .write(&[&t.booking_id.0, &rid, &from, &t.to.as_str(), &t.at, &role, &usr, &t.reason])
-            .await
-            .map_err(db_err)?;
-    }
-    w.finish().await.map_err(db_err)?;
-    Ok(())
-}
-
-async fn copy_outbox(
-    tx: &deadpool_postgres::Transaction<'_>,
-    rid: Uuid,
-    rows: &[&Notification],
-) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in(
-            "COPY outbox (resource_id, kind, user_id, booking_id, entry_id, created_at) FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .map_err(db_err)?;
-    let types = [Type::UUID, Type::TEXT, Type::UUID, Type::UUID, Type::UUID, Type::TIMESTAMPTZ];
-    let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
-    for n in rows {
-        let (b, e) = (n.booking_id.map(|x| x.0), n.entry_id.map(|x| x.0));
-        w.as_mut().write(&[&rid, &n.kind.as_str(), &n.user_id.0, &b, &e, &n.at]).await.map_err(db_err)?;
-    }
-    w.finish().await.map_err(db_err)?;
-    Ok(())
-}
-
-const UPSERT_BOOKINGS: &str = "
-INSERT INTO bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id, check_in,
-    check_out, guests, category_id, quantity, starts_at, ends_at, amount_minor, currency,
-    hold_expires_at, payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
-SELECT u.id, $1, u.item_kind, u.user_id, u.status, u.room_type_id, u.room_id, u.check_in, u.check_out,
-    u.guests, u.category_id, u.quantity, u.starts_at, u.ends_at, u.amount_minor, u.currency,
-    u.hold_expires_at, u.payment_ref, u.refunded_minor, u.waitlist_entry_id, u.idempotency_key,
-    u.created_at, u.updated_at
-FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::date[],
-    $9::date[], $10::int2[], $11::uuid[], $12::int4[], $13::timestamptz[], $14::timestamptz[],
-    $15::int8[], $16::text[], $17::timestamptz[], $18::text[], $19::int8[], $20::uuid[], $21::text[],
-    $22::timestamptz[], $23::timestamptz[])
-    AS u(id, item_kind, user_id, status, room_type_id, room_id, check_in, check_out, guests,
-         category_id, quantity, starts_at, ends_at, amount_minor, currency, hold_expires_at,
-         payment_ref, refunded_minor, waitlist_entry_id, idempotency_key, created_at, updated_at)
-ON CONFLICT (id) DO UPDATE SET
-    status = EXCLUDED.status, room_type_id = EXCLUDED.room_type_id, room_id = EXCLUDED.room_id,
-    check_in = EXCLUDED.check_in, check_out = EXCLUDED.check_out, guests = EXCLUDED.guests,
-    category_id = EXCLUDED.category_id, quantity = EXCLUDED.quantity, starts_at = EXCLUDED.starts_at,
-    ends_at = EXCLUDED.ends_at, amount_minor = EXCLUDED.amount_minor,
-    hold_expires_at = EXCLUDED.hold_expires_at, payment_ref = EXCLUDED.payment_ref,
-    refunded_minor = EXCLUDED.refunded_minor, updated_at = EXCLUDED.updated_at";
-
-const UPSERT_WAITLIST: &str = "
-INSERT INTO waitlist_entries (id, resource_id, user_id, wish, status, position, offer_booking_id,
-    offer_expires_at, joined_at, updated_at)
-SELECT u.id, $1, u.usr, u.wish, u.status, u.pos, u.ob, u.oe, u.j, u.upd
-FROM unnest($2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::int8[], $7::uuid[],
-    $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
-    AS u(id, usr, wish, status, pos, ob, oe, j, upd)
-ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, offer_booking_id = EXCLUDED.offer_booking_id,
-    offer_expires_at = EXCLUDED.offer_expires_at, updated_at = EXCLUDED.updated_at";
-
-const INSERT_IDEMPOTENCY: &str = "
-INSERT INTO idempotency_keys (resource_id, scope, key, fingerprint, result, created_at)
-SELECT $1, u.s, u.k, u.f, u.r, u.at
-FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) AS u(s, k, f, r, at)
-ON CONFLICT DO NOTHING";
-
-const UPSERT_DAILY_STATS: &str = "
-INSERT INTO daily_stats AS d (resource_id, day, booked_units, booked_minutes, booked_minor, cancelled_units, cancelled_minor)
-SELECT $1, u.day, u.bu, u.bm, u.bx, u.cu, u.cx
-FROM unnest($2::date[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) AS u(day, bu, bm, bx, cu, cx)
-ON CONFLICT (resource_id, day) DO UPDATE SET
-    booked_units = d.booked_units + EXCLUDED.booked_units,
-    booked_minutes = d.booked_minutes + EXCLUDED.booked_minutes,
-    booked_minor = d.booked_minor + EXCLUDED.booked_minor,
-    cancelled_units = d.cancelled_units + EXCLUDED.cancelled_units,
-    cancelled_minor = d.cancelled_minor + EXCLUDED.cancelled_minor";
-
-fn role_of(r: &Requester) -> (&'static str, Option<Uuid>) {
-    match r {
-        Requester::Client(u) => ("client", Some(u.0)),
-        Requester::Owner(u) => ("owner", Some(u.0)),
-        Requester::Admin(u) => ("admin", Some(u.0)),
-        Requester::System => ("system", None),
-    }
-}
-
-async fn commit_batch(store: PgStore, batch: CommitBatch) -> Result<i64, StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db_err)?;
-    let rid = batch.resource_id.0;
-    let c = batch.counters;
-    let to_i64 = |v: u64| i64::try_from(v).map_err(corrupt);
-    let (hb, hu, cb, cu) =
-        (to_i64(c.held_bookings)?, to_i64(c.held_units)?, to_i64(c.confirmed_bookings)?, to_i64(c.confirmed_units)?);
-
-    // The last specification in the batch wins (a create, or an owner's update).
-    let spec = batch.changes.iter().rev().find_map(|ch| match ch {
-        Change::Spec(s) => Some(s),
-        _ => None,
-    });
-    let new_version = batch.expected_version + 1;
-    if batch.expected_version == 0 {
-        let Some(spec) = spec else { return Err(corrupt("creating a resource without its specification")) };
-        let n = tx
-            .execute(
-                "INSERT INTO resources (id, kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version,
-                    held_bookings, held_units, confirmed_bookings, confirmed_units, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING",
-                &[
-                    &rid,
-                    &spec.kind.kind().as_str(),
-                    &spec.name,
-                    &spec.owner_id.0,
-                    &i32::try_from(spec.hold_ttl_secs).map_err(corrupt)?,
-                    &i32::try_from(spec.offer_ttl_secs).map_err(corrupt)?,
-                    &hb,
-                    &hu,
-                    &cb,
-                    &cu,
-                    &batch.at,
-                ],
-            )
-            .await
-            .map_err(db_err)?;
-        if n == 0 {
-            return Err(StoreError::Conflict);
-        }
-    } else {
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE resources SET version = version + 1, held_bookings = $3, held_units = $4,
-                    confirmed_bookings = $5, confirmed_units = $6, updated_at = $7
-                 WHERE id = $1 AND version = $2",
-            )
-            .await
-            .map_err(db_err)?;
-        let n =
-            tx.execute(&stmt, &[&rid, &batch.expected_version, &hb, &hu, &cb, &cu, &batch.at]).await.map_err(db_err)?;
-        if n == 0 {
-            // Fencing: someone else wrote since we loaded. Dropping `tx` rolls back.
-            return Err(StoreError::Conflict);
-        }
-        if let Some(spec) = spec {
-            tx.execute(
-                "UPDATE resources SET name = $2, owner_id = $3, hold_ttl_secs = $4, offer_ttl_secs = $5 WHERE id = $1",
-                &[
-                    &rid,
-                    &spec.name,
-                    &spec.owner_id.0,
-                    &i32::try_from(spec.hold_ttl_secs).map_err(corrupt)?,
-                    &i32::try_from(spec.offer_ttl_secs).map_err(corrupt)?,
-                ],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-    }
-    if let Some(spec) = spec {
-        write_kind_spec(&tx, rid, &spec.kind).await?;
-    }
-
-    // Collapse the batch: a booking changed three times in it is written once, as it ended.
-    let mut bookings: Vec<&Booking> = Vec::new();
-    let mut booking_pos: HashMap<BookingId, usize> = HashMap::new();
-    let mut entries: Vec<&WaitlistEntry> = Vec::new();
-    let mut entry_pos: HashMap<WaitlistEntryId, usize> = HashMap::new();
-    let mut history: Vec<&Transition> = Vec::new();
-    let mut outbox: Vec<&Notification> = Vec::new();
-    let mut idem: Vec<&IdempotencyRecord> = Vec::new();
-    let mut tallies: BTreeMap<Date, DayStats> = BTreeMap::new();
-    for ch in &batch.changes {
-        match ch {
-            Change::Spec(_) => {}
-            Change::Booking(b) => match booking_pos.get(&b.id) {
-                Some(&i) => bookings[i] = b,
-                None => {
-                    booking_pos.insert(b.id, bookings.len());
-                    bookings.push(b);
-                }
-            },
-            Change::History(t) => history.push(t),
-            Change::Waitlist(e) => match entry_pos.get(&e.id) {
-                Some(&i) => entries[i] = e,
-                None => {
-                    entry_pos.insert(e.id, entries.len());
-                    entries.push(e);
-                }
-            },
-            Change::Notify(n) => outbox.push(n),
-            Change::Idempotency(r) => idem.push(r),
-            Change::Tally(t) => tallies.entry(t.day).or_insert_with(|| DayStats::zero(t.day)).add(t),
-        }
-    }
-    // Created in this batch (their first transition is in it): COPY. Already stored: upsert.
-    let created: HashSet<BookingId> = history.iter().filter(|t| t.from.is_none()).map(|t| t.booking_id).collect();
-    let (fresh, known): (Vec<&Booking>, Vec<&Booking>) = bookings.iter().partition(|b| created.contains(&b.id));
-    if !fresh.is_empty() {
-        copy_new_bookings(&tx, rid, &fresh).await?;
-    }
-    if !known.is_empty() {
-        let mut cols = BookingCols::default();
-        for b in &known {
-            cols.push(b)?;
-        }
-        let stmt = tx.prepare_cached(UPSERT_BOOKINGS).await.map_err(db_err)?;
-        tx.execute(
-            &stmt,
-            &[
-                &rid,
-                &cols.id,
-                &cols.item_kind,
-                &cols.user_id,
-                &cols.status,
-                &cols.room_type_id,
-                &cols.room_id,
-                &cols.check_in,
-                &cols.check_out,
-                &cols.guests,
-                &cols.category_id,
-                &cols.quantity,
-                &cols.starts_at,
-                &cols.ends_at,
-                &cols.amount_minor,
-                &cols.currency,
-                &cols.hold_expires_at,
-                &cols.payment_ref,
-                &cols.refunded_minor,
-                &cols.waitlist_entry_id,
-                &cols.idempotency_key,
-                &cols.created_at,
-                &cols.updated_at,
-            ],
-        )
-        .await
-        .map_err(db_err)?;
-    }
-    if !history.is_empty() {
-        copy_history(&tx, rid, &history).await?;
-    }
-    if !entries.is_empty() {
-        let id: Vec<Uuid> = entries.iter().map(|e| e.id.0).collect();
-        let usr: Vec<Uuid> = entries.iter().map(|e| e.user_id.0).collect();
-        let wish: Vec<serde_json::Value> =
-            entries.iter().map(|e| serde_json::to_value(&e.wish)).collect::<Result<_, _>>().map_err(corrupt)?;
-        let status: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
-        let pos: Vec<i64> = entries.iter().map(|e| e.position).collect();
-        let ob: Vec<Option<Uuid>> = entries.iter().map(|e| e.offer_booking_id.map(|b| b.0)).collect();
-        let oe: Vec<Option<Timestamp>> = entries.iter().map(|e| e.offer_expires_at).collect();
-        let j: Vec<Timestamp> = entries.iter().map(|e| e.joined_at).collect();
-        let upd: Vec<Timestamp> = entries.iter().map(|e| e.updated_at).collect();
-        let stmt = tx.prepare_cached(UPSERT_WAITLIST).await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &id, &usr, &wish, &status, &pos, &ob, &oe, &j, &upd]).await.map_err(db_err)?;
-    }
-    if !outbox.is_empty() {
-        copy_outbox(&tx, rid, &outbox).await?;
-    }
-    if !idem.is_empty() {
-        let s: Vec<&str> = idem.iter().map(|r| r.scope.as_str()).collect();
-        let k: Vec<&str> = idem.iter().map(|r| r.key.as_str()).collect();
-        let f: Vec<&str> = idem.iter().map(|r| r.fingerprint.as_str()).collect();
-        let res: Vec<serde_json::Value> =
-            idem.iter().map(|r| serde_json::to_value(&r.result)).collect::<Result<_, _>>().map_err(corrupt)?;
-        let at: Vec<Timestamp> = idem.iter().map(|r| r.at).collect();
-        let stmt = tx.prepare_cached(INSERT_IDEMPOTENCY).await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &s, &k, &f, &res, &at]).await.map_err(db_err)?;
-    }
-    tallies.retain(|_, t| !t.is_zero());
-    if !tallies.is_empty() {
-        // One upsert for the whole batch: a flash sale adds one row per day, not per booking.
-        let day: Vec<Date> = tallies.keys().copied().collect();
-        let col = |f: fn(&DayStats) -> i64| tallies.values().map(f).collect::<Vec<i64>>();
-        let (bu, bm, bx, cu, cx) = (
-            col(|t| t.booked_units),
-            col(|t| t.booked_minutes),
-            col(|t| t.booked_minor),
-            col(|t| t.cancelled_units),
-            col(|t| t.cancelled_minor),
-        );
-        let stmt = tx.prepare_cached(UPSERT_DAILY_STATS).await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &day, &bu, &bm, &bx, &cu, &cx]).await.map_err(db_err)?;
-    }
-    if batch.kind == ResourceKind::Event {
-        // The database's own oversell guard: CHECK (taken <= capacity) on events.
-        let stmt = tx.prepare_cached("UPDATE events SET taken = $2 WHERE resource_id = $1").await.map_err(db_err)?;
-        tx.execute(&stmt, &[&rid, &(hu + cu)]).await.map_err(db_err)?;
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(new_version)
-}
+mod commit;
 
 fn minute(v: u16) -> Result<i16, StoreError> {
     i16::try_from(v).map_err(corrupt)
@@ -1051,7 +563,7 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
     let rid = id.0;
     let Some(r) = tx
         .query_opt(
-            "SELECT kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version FROM resources WHERE id = $1",
+            "SELECT kind, name, owner_id, hold_ttl_secs, offer_ttl_secs, version, reference FROM resources WHERE id = $1",
             &[&rid],
         )
         .await
@@ -1064,6 +576,7 @@ async fn load_resource(store: PgStore, id: ResourceId) -> Result<Option<LoadedRe
     let spec = ResourceSpec {
         name: r.get(1),
         owner_id: UserId(r.get(2)),
+        reference: r.get(6),
         hold_ttl_secs: u32::try_from(r.get::<_, i32>(3)).map_err(corrupt)?,
         offer_ttl_secs: u32::try_from(r.get::<_, i32>(4)).map_err(corrupt)?,
         kind: read_kind_spec(&tx, rid, kind).await?,
@@ -1203,7 +716,15 @@ impl Store for PgStore {
     }
 
     fn commit(&self, batch: CommitBatch) -> StoreFuture<i64> {
-        Box::pin(commit_batch(self.clone(), batch))
+        let this = self.clone();
+        Box::pin(async move {
+            let mut results = commit::commit_many(this, vec![batch]).await?;
+            results.pop().unwrap_or_else(|| Err(corrupt("a merged commit answered no batch")))
+        })
+    }
+
+    fn commit_many(&self, batches: Vec<CommitBatch>) -> StoreFuture<Vec<Result<i64, StoreError>>> {
+        Box::pin(commit::commit_many(self.clone(), batches))
     }
 
     fn load_booking(&self, resource_id: ResourceId, booking_id: BookingId) -> StoreFuture<Option<Booking>> {
@@ -1356,7 +877,7 @@ async fn list_resources(store: PgStore, filter: ResourceFilter) -> Result<Vec<Re
     let after = filter.after.map(|a| a.0);
     let limit = clamp_list_limit(filter.limit);
     let mut p = Params::default();
-    let mut sql = String::from("SELECT r.id, r.kind, r.name, r.owner_id, h.city, r.version FROM ");
+    let mut sql = String::from("SELECT r.id, r.kind, r.name, r.owner_id, h.city, r.version, r.reference FROM ");
     if let Some(c) = &filter.city {
         // Only hotels have a city: start from the hotels of that city (hotels_city, on
         // lower(city)), then sort those few by id. `OFFSET 0` keeps the subquery whole: without
@@ -1376,6 +897,9 @@ async fn list_resources(store: PgStore, filter: ResourceFilter) -> Result<Vec<Re
     if let Some(o) = &owner {
         sql += &format!(" AND r.owner_id = {}", p.bind(o));
     }
+    if let Some(r) = &filter.reference {
+        sql += &format!(" AND r.reference = {}", p.bind(r));
+    }
     if let Some(a) = &after {
         sql += &format!(" AND r.id > {}", p.bind(a));
     }
@@ -1394,6 +918,7 @@ async fn list_resources(store: PgStore, filter: ResourceFilter) -> Result<Vec<Re
                 owner_id: UserId(r.get(3)),
                 city: r.get(4),
                 version: r.get(5),
+                reference: r.get(6),
             })
         })
         .collect()

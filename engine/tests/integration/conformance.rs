@@ -308,6 +308,56 @@ fn uuid_max() -> Uuid {
     Uuid::from_bytes([0xff; 16])
 }
 
+#[tokio::test]
+async fn memory_store_keeps_references_unique_per_owner() {
+    references_are_unique_per_owner(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_references_unique_per_owner() {
+    let db = TestDb::new();
+    references_are_unique_per_owner(Arc::new(store_of(&db).await)).await;
+}
+
+/// Commits a new resource's first batch, returning what the store said.
+async fn try_create(store: &dyn Store, spec: ResourceSpec) -> Result<i64, StoreError> {
+    let mut state = ResourceState::create(ResourceId::new_v7(), spec).expect("valid spec");
+    let mut version = 0;
+    flush(store, &mut state, &mut version, t0()).await.map(|()| version)
+}
+
+/// An owner's reference names one of their resources: a second resource of the same owner
+/// under it is refused whole (on create and on update); another owner may use it.
+async fn references_are_unique_per_owner(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (o1, o2) = (UserId::new_v7(), UserId::new_v7());
+    let with_ref = |mut spec: ResourceSpec, r: &str| {
+        spec.reference = Some(r.into());
+        spec
+    };
+    let first = Res::create(store, ResourceId::new_v7(), with_ref(fixtures::hotel(o1, "Ref A", "Oslo", 1, 1), "0")).await;
+    let again = try_create(store, with_ref(fixtures::provider(o1, "Ref B"), "0")).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "o1's second \"0\": {again:?}");
+    try_create(store, with_ref(fixtures::hotel(o2, "Ref C", "Oslo", 1, 1), "0")).await.expect("o2 may call a hotel \"0\"");
+    try_create(store, fixtures::hotel(o1, "Ref D", "Oslo", 1, 1)).await.expect("no reference");
+    try_create(store, fixtures::hotel(o1, "Ref E", "Oslo", 1, 1)).await.expect("many without a reference");
+
+    // Renaming another resource to a taken reference is refused; its own stays.
+    let mut other = Res::create(store, ResourceId::new_v7(), with_ref(fixtures::provider(o1, "Ref F"), "1")).await;
+    let taken = with_ref(other.state.spec(), "0");
+    other.state.apply(Command::UpdateSpec { spec: taken, by: Requester::System }, None, at(5)).expect("decided");
+    let refused = flush(store, &mut other.state, &mut other.version, at(5)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "update to a taken reference: {refused:?}");
+    let found = |r: &str, o: UserId| {
+        let filter = ResourceFilter { reference: Some(r.into()), owner_id: Some(o), limit: 10, ..Default::default() };
+        async move { store.list_resources(filter).await.expect("list").into_iter().map(|s| s.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(found("0", o1).await, [first.state.id()]);
+    assert_eq!(found("1", o1).await, [other.state.id()], "the refused update left the old reference");
+    let loaded = store.load(first.state.id()).await.expect("load").expect("stored");
+    assert_eq!(loaded.spec.reference.as_deref(), Some("0"), "the reference is stored with the spec");
+}
+
 /// What the listings must return: every booking and waitlist entry as last handed to the
 /// store (the suite's own record, independent of either store).
 #[derive(Default)]
@@ -454,7 +504,10 @@ async fn listings(store: Arc<dyn Store>) {
     pool.sort();
     let mut res: Vec<Res> = Vec::new();
     let mut model: Vec<ResourceSummary> = Vec::new();
-    for (i, spec) in specs.into_iter().enumerate() {
+    // Two owners both call a hotel "0"; one event has a reference of its own.
+    let references = [(0, "0"), (3, "0"), (1, "berlin-1")];
+    for (i, mut spec) in specs.into_iter().enumerate() {
+        spec.reference = references.iter().find(|(j, _)| *j == i).map(|(_, r)| r.to_string());
         let id = pool[(i * 7) % n];
         model.push(ResourceSummary {
             id,
@@ -466,6 +519,7 @@ async fn listings(store: Arc<dyn Store>) {
                 _ => None,
             },
             version: 1,
+            reference: spec.reference.clone(),
         });
         res.push(Res::create(store, id, spec).await);
     }
@@ -483,6 +537,7 @@ async fn listings(store: Arc<dyn Store>) {
                     f.kind.is_none_or(|k| r.kind == k)
                         && f.owner_id.is_none_or(|o| r.owner_id == o)
                         && f.after.is_none_or(|a| r.id > a)
+                        && f.reference.as_ref().is_none_or(|x| r.reference.as_ref() == Some(x))
                         && f.city
                             .as_ref()
                             .is_none_or(|c| r.city.as_ref().is_some_and(|rc| rc.to_lowercase() == c.to_lowercase()))
@@ -516,6 +571,10 @@ async fn listings(store: Arc<dyn Store>) {
         ResourceFilter { owner_id: Some(o2), after: Some(pool[4]), ..Default::default() },
         ResourceFilter { after: Some(ResourceId(Uuid::nil())), ..Default::default() },
         ResourceFilter { after: Some(ResourceId(uuid_max())), ..Default::default() },
+        ResourceFilter { reference: Some("0".into()), ..Default::default() },
+        ResourceFilter { reference: Some("0".into()), owner_id: Some(o2), ..Default::default() },
+        ResourceFilter { reference: Some("berlin-1".into()), kind: Some(ResourceKind::Hotel), ..Default::default() },
+        ResourceFilter { reference: Some("BERLIN-1".into()), ..Default::default() },
     ];
     for f in &filters {
         let want = expect(f);
@@ -533,7 +592,9 @@ async fn listings(store: Arc<dyn Store>) {
     assert_eq!(names(&expect(&filters[9])).len(), 2, "two hotels in Porto");
     assert_eq!(names(&expect(&filters[13])).len(), 2, "o2 has two hotels in Lisbon");
     assert_eq!(expect(&filters[4]).len(), 5, "o1 owns five resources");
-    for empty in [6, 10, 11, 12, 18] {
+    assert_eq!(names(&expect(&filters[19])).len(), 2, "two owners call a hotel \"0\"");
+    assert_eq!(names(&expect(&filters[20])), ["Listing Hotel B"], "o2's \"0\"");
+    for empty in [6, 10, 11, 12, 18, 21, 22] {
         assert!(expect(&filters[empty]).is_empty(), "{:?} matches nothing", filters[empty]);
     }
     // Cities come back as spelled, and only for hotels.

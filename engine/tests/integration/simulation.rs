@@ -125,7 +125,7 @@ async fn run(seed: u64) -> usize {
                         Some((rid, booking_id, u)),
                     )
                 }
-                (5..=6, Some((rid, b, owner))) => (
+                (5..=6, Some((rid, b, _owner))) => (
                     rid,
                     Command::Confirm {
                         booking_id: b,
