@@ -40,10 +40,14 @@ pub async fn seed(state: &AppState) -> Result<(), ApiError> {
         fixtures::provider(owner, "Dr. Weber (dentist)"),
         fixtures::provider(owner, "Hair by Ana"),
     ];
-    for spec in specs {
+    for (i, mut spec) in specs.into_iter().enumerate() {
+        // The hotels answer to seed 000's ids too: `{"hotel_id": 0, ...}` feeds Hotel Spree.
+        if i < 3 {
+            spec.reference = Some(i.to_string());
+        }
         state.engine.create(spec).await?;
     }
-    println!("demo data: 3 hotels, 2 events, 2 providers; users (password '{DEMO_PASSWORD}'):");
+    println!("demo data: 3 hotels (references 0, 1, 2), 2 events, 2 providers; users (password '{DEMO_PASSWORD}'):");
     for (email, _, role) in DEMO_USERS {
         println!("  {:<7} {email}", role.as_str());
     }

@@ -1,5 +1,8 @@
 //! Owners' dashboards (seed 000): per resource and year, by day or by month.
 //!
+//! `GET /dashboard?hotel_id=0&period=month&year=2027` is seed 000's own route: `hotel_id` is
+//! the resource's id or its owner's reference, looked up among the caller's resources.
+//!
 //! `GET /resources/{id}/dashboard` answers seed 000's JSON exactly: one key per day of the year
 //! (`YYYY-MM-DD`, zero-filled: 365 or 366 keys) or per month (`YYYY-MM-01`, 12 keys), and the
 //! booked units as values: room-nights for a hotel, tickets by day of sale for an event,
@@ -16,7 +19,7 @@
 use crate::accounts::Role;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
-use crate::routes::resources::require_owner;
+use crate::routes::resources::{ResourceRef, require_owner, resolve};
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use engine::domain::error::FieldError;
@@ -33,7 +36,7 @@ pub const MIN_YEAR: i16 = 2000;
 pub const MAX_YEAR: i16 = 2100;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(summary).service(seed_series);
+    cfg.service(summary).service(seed_series).service(seed_route);
 }
 
 /// Query of both dashboard routes. Values are checked by hand so that every bad one is a 422
@@ -110,6 +113,25 @@ fn check(q: &DashboardQuery) -> Result<Checked, ApiError> {
     }
 }
 
+/// Seed 000's dashboard query: the resource in the query, by id or owner's reference.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SeedDashboardQuery {
+    /// The resource's id or its owner's reference (`0`, `berlin-1`), required.
+    #[param(value_type = String, min_length = 1, max_length = 64, example = "0")]
+    pub hotel_id: Option<String>,
+    /// The calendar year, 2000..=2100 (required).
+    #[param(value_type = i32, minimum = 2000, maximum = 2100, example = 2028)]
+    pub year: Option<String>,
+    /// `day` (default: every day of the year) or `month` (the first of each month).
+    #[param(value_type = Option<String>, pattern = "^(day|month)$", example = "month")]
+    pub period: Option<String>,
+    /// `booked` (default) or `cancelled`.
+    #[param(value_type = Option<String>, pattern = "^(booked|cancelled)$", example = "booked")]
+    pub series: Option<String>,
+}
+
 /// The first day of every bucket of the year (366, 365 or 12 of them), each with the first day
 /// of the next bucket.
 fn buckets(year: i16, period: Period) -> Vec<(Date, Date)> {
@@ -184,7 +206,58 @@ async fn seed_series(
     let id = ResourceId(*id);
     authorize(&state, &user, id).await?;
     let c = check(&q)?;
-    let stats = year_stats(&state, id, c.year).await?;
+    Ok(HttpResponse::Ok().json(series_of(&state, id, &c).await?))
+}
+
+#[utoipa::path(
+    tag = "dashboard",
+    operation_id = "dashboard_by_hotel_id",
+    summary = "A year of bookings, seed 000's route",
+    description = "Seed 000's `GET /dashboard?hotel_id=0&period=month&year=2027`, with the answer of `GET /api/v1/resources/{id}/dashboard`. `hotel_id` is the resource's id or its owner's reference, looked up among the caller's own resources (admins: everyone's; a reference several owners use is `reference_ambiguous`). Only the resource's owner and admins.",
+    params(SeedDashboardQuery),
+    responses(
+        (status = 200, description = "Date → units", body = BTreeMap<String, i64>, example = json!({"2028-01-01": 4, "2028-02-01": 7, "2028-03-01": 0})),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An admin named a reference several owners use (`reference_ambiguous`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad hotel_id, year, period or series", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+#[get("/dashboard")]
+async fn seed_route(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<SeedDashboardQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let rest = DashboardQuery { year: q.year, period: q.period, series: q.series };
+    // Every bad parameter at once, the resource's among them.
+    let named = match q.hotel_id.as_deref().map(str::trim) {
+        None | Some("") => Err("required".to_owned()),
+        Some(h) => ResourceRef::parse(h),
+    };
+    let c = match (named.as_ref(), check(&rest)) {
+        (Ok(_), Ok(c)) => c,
+        (named, checked) => {
+            let mut errors = checked.err().map(|e| e.errors).unwrap_or_default();
+            if let Err(m) = named {
+                errors.insert(0, FieldError { field: "hotel_id".into(), message: m.clone() });
+            }
+            return Err(ApiError::validation(errors));
+        }
+    };
+    let named = named.map_err(|m| ApiError::field("hotel_id", m))?;
+    let id = resolve(&state, &user, &named, None).await?;
+    authorize(&state, &user, id).await?;
+    Ok(HttpResponse::Ok().json(series_of(&state, id, &c).await?))
+}
+
+/// The seed-shaped answer: bucket day → units.
+async fn series_of(state: &AppState, id: ResourceId, c: &Checked) -> Result<BTreeMap<String, i64>, ApiError> {
+    let stats = year_stats(state, id, c.year).await?;
     let b = buckets(c.year, c.period);
     let out: BTreeMap<String, i64> = bucketed(&stats, &b)
         .iter()
@@ -196,7 +269,7 @@ async fn seed_series(
             (s.day.to_string(), v)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
 }
 
 /// One bucket (day or month) of the summary.

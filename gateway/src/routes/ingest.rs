@@ -10,6 +10,8 @@
 //! (`Authorization: Bearer ik_...`, see `integration_keys`) acting as its owner, limited to
 //! the hotels the key names.
 //!
+//! Hotels: a feed names a hotel by its id or by its owner's reference (`0`, or `"berlin-1"`,
+//! see `ResourceInput::reference`), so a sender moving from seed 000 keeps its hotel ids.
 //! Rooms: a feed names a room by its number in the hotel (`101`, or `"A-12"`) or by its id.
 //! Identity: the event's key and its booking's id are derived from the event itself (hotel,
 //! room as sent, night, status, instant), so sending an event again answers what the first
@@ -20,7 +22,7 @@ use crate::auth::{AuthUser, Staff};
 use crate::error::{ApiError, Problem};
 use crate::extract::decode;
 use crate::integration_keys::{self, KeyHolder};
-use crate::routes::resources::owner_of;
+use crate::routes::resources::{ResourceRef, owner_of, resolve};
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -30,6 +32,7 @@ use engine::EngineError;
 use engine::domain::command::{Command, Outcome};
 use engine::domain::error::FieldError;
 use engine::domain::ids::{BookingId, ResourceId};
+use engine::domain::spec::ResourceKind;
 use engine::domain::ingest::{IngestAction, IngestEvent, IngestResult, IngestStatus, MAX_INGEST_EVENTS};
 use futures::StreamExt;
 use futures::future::{LocalBoxFuture, join_all};
@@ -56,7 +59,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[schema(example = json!({"hotel_id": "0190f1c2-0000-7000-8000-000000000001", "timestamp": "2028-01-15T10:00:00Z", "rpg_status": 1, "room_id": 101, "night_of_stay": "2028-02-29"}))]
 #[serde(deny_unknown_fields)]
 pub struct FeedEvent {
-    pub hotel_id: Uuid,
+    /// The hotel's id, or its owner's reference (a number like `0`, or a string).
+    pub hotel_id: HotelKey,
     /// When the channel recorded the event: RFC 3339, or a date-time without offset (UTC).
     #[schema(min_length = 1)]
     pub timestamp: String,
@@ -68,6 +72,23 @@ pub struct FeedEvent {
     pub room_id: serde_json::Value,
     #[schema(value_type = String, example = "2028-02-29")]
     pub night_of_stay: Date,
+}
+
+/// How a feed names a hotel: seed 000 sends a number; a string is an id or a reference.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum HotelKey {
+    Number(u64),
+    Text(String),
+}
+
+impl HotelKey {
+    fn parse(&self) -> Result<ResourceRef, String> {
+        match self {
+            HotelKey::Number(n) => ResourceRef::parse(&n.to_string()),
+            HotelKey::Text(s) => ResourceRef::parse(s),
+        }
+    }
 }
 
 /// One result per event, in the order sent.
@@ -137,10 +158,22 @@ fn parse(body: &[u8]) -> Result<(Vec<FeedEvent>, bool), ApiError> {
     }
 }
 
-/// A checked event: what the engine needs, and the hotel it goes to.
+/// A checked event, before its hotel is looked up.
 struct Checked {
-    hotel: ResourceId,
-    event: IngestEvent,
+    hotel: ResourceRef,
+    room: String,
+    night: Date,
+    status: u8,
+    at: Timestamp,
+    action: IngestAction,
+}
+
+impl Checked {
+    /// What the engine needs, once the hotel is known.
+    fn into_event(self, hotel: ResourceId) -> IngestEvent {
+        let (key, booking_id) = identity(hotel.0, &self.room, self.night, self.status, self.at);
+        IngestEvent { key, booking_id, room: self.room, night: self.night, action: self.action }
+    }
 }
 
 fn parse_instant(s: &str) -> Option<Timestamp> {
@@ -185,6 +218,13 @@ fn check(events: Vec<FeedEvent>, batch: bool) -> Result<Vec<Checked>, ApiError> 
     }
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
+        let hotel = match e.hotel_id.parse() {
+            Ok(h) => Some(h),
+            Err(message) => {
+                errors.push(FieldError { field: path(i, "hotel_id"), message });
+                None
+            }
+        };
         let action = match e.rpg_status {
             1 => Some(IngestAction::Book),
             2 => Some(IngestAction::Cancel),
@@ -207,15 +247,11 @@ fn check(events: Vec<FeedEvent>, batch: bool) -> Result<Vec<Checked>, ApiError> 
                 message: format!("must be a room number or id (1 to {MAX_ROOM_REF_CHARS} characters)"),
             });
         }
-        if let (Some(action), Some(at), Some(room)) = (action, at, room) {
-            let (key, booking_id) = identity(e.hotel_id, &room, e.night_of_stay, e.rpg_status, at);
-            out.push(Checked {
-                hotel: ResourceId(e.hotel_id),
-                event: IngestEvent { key, booking_id, room, night: e.night_of_stay, action },
-            });
+        if let (Some(hotel), Some(action), Some(at), Some(room)) = (hotel, action, at, room) {
+            out.push(Checked { hotel, room, night: e.night_of_stay, status: e.rpg_status, at, action });
         }
     }
-    let hotels: std::collections::HashSet<ResourceId> = out.iter().map(|c| c.hotel).collect();
+    let hotels: std::collections::HashSet<&ResourceRef> = out.iter().map(|c| &c.hotel).collect();
     if hotels.len() > MAX_HOTELS_PER_REQUEST {
         errors.push(FieldError {
             field: "body".into(),
@@ -306,7 +342,7 @@ async fn feed_hotel(
     tag = "ingest",
     operation_id = "ingest_events",
     summary = "Channel-manager feed: bookings and cancellations of room-nights",
-    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Sent by the hotel's owner or an admin (access token), or with an integration key (`Authorization: Bearer ik_...`, see `POST /api/v1/me/integration-keys`) acting as its owner on the hotels it names; events for other hotels are rejected as `resource_not_found`. Events for at most 100 hotels per request. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
+    description = "One event (an object) or an array of up to 1,000, seed 000's shape. `hotel_id` is the hotel's id or its owner's reference (`0`, `\"berlin-1\"`: see `reference` on `POST /api/v1/resources`); for an admin, a reference must name one owner's hotel (else `reference_ambiguous`). `rpg_status` 1 books the room for that night (confirmed at once), 2 cancels the stay the feed booked there. Each event is decided on its own, in order; the answer has one result per event (`booked`, `cancelled`, or `rejected` with a `code`: `room_night_taken`, `booking_not_found`, `room_not_found`, `too_soon`, `too_far_ahead`, `resource_not_found`, `busy`...). Sending an event again answers the first result and writes nothing. Sent by the hotel's owner or an admin (access token), or with an integration key (`Authorization: Bearer ik_...`, see `POST /api/v1/me/integration-keys`) acting as its owner on the hotels it names; events for other hotels are rejected as `resource_not_found`. Events for at most 100 hotels per request. Bodies up to 512 KiB (the general limit applies when an Idempotency-Key header is sent).",
     request_body(content = Vec<FeedEvent>, example = json!([{"hotel_id": "0190f1c2-0000-7000-8000-000000000001", "timestamp": "2028-01-15T10:00:00Z", "rpg_status": 1, "room_id": 101, "night_of_stay": "2028-02-29"}])),
     responses(
         (status = 200, description = "One result per event, in order", body = IngestResponse),
@@ -331,14 +367,34 @@ async fn ingest(
     let body = read_body(&req, payload).await?;
     let (events, batch) = parse(&body)?;
     let checked = check(events, batch)?;
+    let total = checked.len();
+    let mut results: Vec<Option<IngestResult>> = vec![None; total];
+    // The hotels as named (ids, references), each looked up once; a reference the sender has
+    // no hotel under rejects its events as an unknown id would.
+    let named: std::collections::BTreeSet<ResourceRef> = checked.iter().map(|c| c.hotel.clone()).collect();
+    let st: &AppState = &state;
+    let lookups = join_all(named.into_iter().map(|r| async move {
+        let found = resolve(st, &sender.user, &r, Some(ResourceKind::Hotel)).await;
+        (r, found)
+    }))
+    .await;
+    let hotel_of: BTreeMap<ResourceRef, Result<ResourceId, ApiError>> = lookups.into_iter().collect();
     // Per hotel, in the order sent; the hotels in parallel.
     let mut by_hotel: BTreeMap<ResourceId, (Vec<usize>, Vec<IngestEvent>)> = BTreeMap::new();
     for (i, c) in checked.into_iter().enumerate() {
-        let e = by_hotel.entry(c.hotel).or_default();
-        e.0.push(i);
-        e.1.push(c.event);
+        match hotel_of.get(&c.hotel) {
+            Some(Ok(hotel)) => {
+                let e = by_hotel.entry(*hotel).or_default();
+                e.0.push(i);
+                e.1.push(c.into_event(*hotel));
+            }
+            Some(Err(e)) if e.status == StatusCode::NOT_FOUND => {
+                results[i] = Some(rejected("resource_not_found", "no such hotel visible to the caller"));
+            }
+            Some(Err(e)) => results[i] = Some(rejected(e.code, &e.detail)),
+            None => results[i] = Some(rejected("internal", "hotel not looked up")),
+        }
     }
-    let total: usize = by_hotel.values().map(|(ix, _)| ix.len()).sum();
     let groups: Vec<(ResourceId, Vec<usize>, Vec<IngestEvent>)> =
         by_hotel.into_iter().map(|(h, (ix, ev))| (h, ix, ev)).collect();
     let answers = join_all(groups.into_iter().map(|(hotel, ix, events)| {
@@ -346,7 +402,6 @@ async fn ingest(
         async move { (ix, feed_hotel(&state, sender, hotel, events).await) }
     }))
     .await;
-    let mut results: Vec<Option<IngestResult>> = vec![None; total];
     for (ix, rs) in answers {
         for (i, r) in ix.into_iter().zip(rs) {
             if let Some(slot) = results.get_mut(i) {
@@ -400,6 +455,25 @@ mod tests {
         assert_eq!(fields, ["[0].rpg_status", "[0].timestamp", "[0].room_id"]);
         let e = parse(br#"{"hotel_id": 7}"#).err().expect("shape");
         assert_eq!(e.code, "validation_failed");
+        // Seed 000's integer ids and string references are references; UUIDs are ids.
+        let one = |h: serde_json::Value| {
+            let body = serde_json::json!({"hotel_id": h, "timestamp": "2028-01-01T00:00:00Z",
+                "rpg_status": 1, "room_id": 1, "night_of_stay": "2028-01-02"});
+            parse(&serde_json::to_vec(&body).expect("json")).and_then(|(ev, batch)| check(ev, batch))
+        };
+        let hotel = |h: serde_json::Value| one(h).ok().and_then(|c| c.into_iter().next()).map(|c| c.hotel);
+        assert_eq!(hotel(serde_json::json!(0)), Some(ResourceRef::Reference("0".into())));
+        assert_eq!(hotel(serde_json::json!("berlin-1")), Some(ResourceRef::Reference("berlin-1".into())));
+        assert_eq!(
+            hotel(serde_json::json!("00000000-0000-0000-0000-000000000009")),
+            Some(ResourceRef::Id(ResourceId(Uuid::from_u128(9))))
+        );
+        for bad in [serde_json::json!(-1), serde_json::json!(""), serde_json::json!("a b"), serde_json::json!(1.5)] {
+            let e = one(bad.clone()).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.code, "validation_failed", "{bad}");
+        }
+        let e = one(serde_json::json!("a/b")).err().expect("bad reference");
+        assert_eq!(e.errors[0].field, "hotel_id");
         let many: Vec<serde_json::Value> = (0..=MAX_HOTELS_PER_REQUEST as u128)
             .map(|h| {
                 serde_json::json!({"hotel_id": Uuid::from_u128(h + 1), "timestamp": "2028-01-01T00:00:00Z",

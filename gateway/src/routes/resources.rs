@@ -62,6 +62,12 @@ pub struct ResourceInput {
     /// Admins may create a resource for an owner; owners always own what they create.
     #[serde(default)]
     pub owner_id: Option<Uuid>,
+    /// The owner's own name for it ("0", "berlin-1"), unique among the owner's resources:
+    /// the feed (`hotel_id`) and `GET /dashboard` (`hotel_id`) accept it in place of the id.
+    /// Letters, digits, `.`, `_`, `-`; not a UUID. Omitted on update: the resource has none.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", max_length = 64, example = "berlin-1")]
+    pub reference: Option<String>,
     pub kind: KindSpec,
 }
 
@@ -70,6 +76,7 @@ impl ResourceInput {
         ResourceSpec {
             name: self.name,
             owner_id: owner,
+            reference: self.reference,
             hold_ttl_secs: self.hold_ttl_secs,
             offer_ttl_secs: self.offer_ttl_secs,
             kind: self.kind,
@@ -83,6 +90,9 @@ pub struct ResourceView {
     pub kind: ResourceKind,
     pub name: String,
     pub owner_id: UserId,
+    /// The owner's reference, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub hold_ttl_secs: u32,
     pub offer_ttl_secs: u32,
     pub spec: KindSpec,
@@ -98,6 +108,7 @@ fn view(s: &ResourceState) -> ResourceView {
         kind: s.kind().kind(),
         name: spec.name,
         owner_id: spec.owner_id,
+        reference: spec.reference,
         hold_ttl_secs: spec.hold_ttl_secs,
         offer_ttl_secs: spec.offer_ttl_secs,
         spec: spec.kind,
@@ -128,7 +139,7 @@ pub async fn require_owner(state: &AppState, user: &AuthUser, id: ResourceId) ->
 /// Validation errors of a specification: common fields stay as they are, the kind's fields
 /// (rooms, categories, schedule...) are reported under `kind`.
 fn spec_error(e: engine::EngineError) -> ApiError {
-    const TOP: [&str; 5] = ["name", "hold_ttl_secs", "offer_ttl_secs", "owner_id", "by"];
+    const TOP: [&str; 6] = ["name", "reference", "hold_ttl_secs", "offer_ttl_secs", "owner_id", "by"];
     match e {
         engine::EngineError::Domain(engine::domain::error::DomainError::Validation(mut v)) => {
             for f in &mut v.errors {
@@ -142,6 +153,92 @@ fn spec_error(e: engine::EngineError) -> ApiError {
     }
 }
 
+/// A resource as a client names it: its id, or its owner's reference (`0`, `berlin-1`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceRef {
+    Id(ResourceId),
+    Reference(String),
+}
+
+impl ResourceRef {
+    /// A UUID is an id (a reference is never one); anything else must be a valid reference.
+    pub fn parse(s: &str) -> Result<ResourceRef, String> {
+        let s = s.trim();
+        if let Ok(id) = Uuid::parse_str(s) {
+            return Ok(ResourceRef::Id(ResourceId(id)));
+        }
+        engine::domain::spec::check_reference(s).map_err(|e| format!("a resource id or reference: {e}"))?;
+        Ok(ResourceRef::Reference(s.to_owned()))
+    }
+}
+
+/// The resource `r` names for `user`: an id as it is (the caller still checks access); a
+/// reference among the caller's own resources (owners), or among everyone's when it names
+/// exactly one (admins). Clients own nothing. Not found is 404, as for an id.
+pub async fn resolve(
+    state: &AppState,
+    user: &AuthUser,
+    r: &ResourceRef,
+    kind: Option<ResourceKind>,
+) -> Result<ResourceId, ApiError> {
+    let reference = match r {
+        ResourceRef::Id(id) => return Ok(*id),
+        ResourceRef::Reference(s) => s,
+    };
+    if user.role == Role::Client {
+        return Err(ApiError::not_found("resource"));
+    }
+    let filter = ResourceFilter {
+        kind,
+        owner_id: (!user.is_admin()).then_some(user.id),
+        reference: Some(reference.clone()),
+        limit: 2,
+        ..ResourceFilter::default()
+    };
+    let found = state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    match found.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(ApiError::not_found("resource")),
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "reference_ambiguous",
+            format!("resources of several owners are called {reference:?}; name the resource by its id"),
+        )),
+    }
+}
+
+/// A reference names one resource of its owner: 409 `reference_taken` if another of the
+/// owner's resources has it. (Two creates racing past this check: the store's unique index
+/// refuses the second, answered 503 "retry", and the retry gets this 409.)
+async fn check_reference_free(
+    state: &AppState,
+    owner: UserId,
+    reference: Option<&str>,
+    this: Option<ResourceId>,
+) -> Result<(), ApiError> {
+    let Some(reference) = reference else { return Ok(()) };
+    let filter = ResourceFilter {
+        owner_id: Some(owner),
+        reference: Some(reference.to_owned()),
+        limit: 2,
+        ..ResourceFilter::default()
+    };
+    let found = state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if found.iter().any(|r| Some(r.id) != this) {
+        let mut e = ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "reference_taken",
+            format!("another of the owner's resources is called {reference:?}"),
+        );
+        e.errors.push(engine::domain::error::FieldError {
+            field: "reference".into(),
+            message: "already names another of the owner's resources".into(),
+        });
+        return Err(e);
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     tag = "resources",
     operation_id = "create_resource",
@@ -153,6 +250,7 @@ fn spec_error(e: engine::EngineError) -> ApiError {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 409, description = "The owner already has a resource with this `reference` (`reference_taken`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable)
     ),
@@ -173,8 +271,13 @@ async fn create(
         }
         (_, None) => user.id,
     };
-    // The spec's own fields are top level, its kind's fields under `kind`.
-    let id = state.engine.create(input.into_spec(owner)).await.map_err(spec_error)?;
+    // The spec's own fields are top level, its kind's fields under `kind`. A bad reference is
+    // reported by the spec's validation; only a well-formed one is looked up.
+    let spec = input.into_spec(owner);
+    if spec.validate_common().is_ok() {
+        check_reference_free(&state, owner, spec.reference.as_deref(), None).await?;
+    }
+    let id = state.engine.create(spec).await.map_err(spec_error)?;
     let v = state.engine.read(id, |s, _| view(s)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/resources/{id}"))).json(v))
 }
@@ -211,7 +314,7 @@ async fn get_one(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<Http
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No such resource visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflicts with existing bookings", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with existing bookings, or the owner already has a resource with this `reference` (`reference_taken`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable)
     ),
@@ -235,7 +338,11 @@ async fn update(
         }
         _ => owner_of(&state, id).await?,
     };
-    let cmd = Command::UpdateSpec { spec: input.into_spec(owner), by: user.requester() };
+    let spec = input.into_spec(owner);
+    if spec.validate_common().is_ok() {
+        check_reference_free(&state, owner, spec.reference.as_deref(), Some(id)).await?;
+    }
+    let cmd = Command::UpdateSpec { spec, by: user.requester() };
     state.engine.execute(id, cmd, None).await.map_err(spec_error)?;
     Ok(HttpResponse::Ok().json(state.engine.read(id, |s, _| view(s)).await?))
 }
@@ -250,6 +357,9 @@ pub struct ListQuery {
     /// Only the caller's own resources (owners).
     #[serde(default)]
     pub mine: bool,
+    /// Only resources with this owner's reference (with `mine=true`, at most one).
+    #[param(max_length = 64)]
+    pub reference: Option<String>,
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
@@ -261,6 +371,8 @@ pub struct ResourceSummaryView {
     pub kind: ResourceKind,
     pub name: String,
     pub owner_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
 }
@@ -295,6 +407,12 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     check_city(&q.city)?;
+    if q.reference.as_ref().is_some_and(|r| r.chars().count() > engine::domain::spec::MAX_REFERENCE_CHARS) {
+        return Err(ApiError::field(
+            "reference",
+            format!("at most {} characters", engine::domain::spec::MAX_REFERENCE_CHARS),
+        ));
+    }
     let limit = pagination::limit(q.limit)?;
     let owner_id = if q.mine {
         Some(user.ok_or_else(|| ApiError::unauthorized("mine=true needs a signed-in owner"))?.id)
@@ -305,6 +423,7 @@ async fn list(
         kind: q.kind,
         owner_id,
         city: q.city,
+        reference: q.reference,
         after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
         limit: limit + 1,
     };
@@ -313,7 +432,14 @@ async fn list(
     let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
     let items = rows
         .into_iter()
-        .map(|r| ResourceSummaryView { id: r.id, kind: r.kind, name: r.name, owner_id: r.owner_id, city: r.city })
+        .map(|r| ResourceSummaryView {
+            id: r.id,
+            kind: r.kind,
+            name: r.name,
+            owner_id: r.owner_id,
+            reference: r.reference,
+            city: r.city,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
 }
@@ -368,6 +494,9 @@ fn check_stay_dates(check_in: Date, check_out: Date, guests: Option<u16>) -> Res
 pub struct HotelResult {
     pub id: ResourceId,
     pub name: String,
+    /// The owner's reference, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub city: Option<String>,
     pub room_types: Vec<RoomTypeAvailability>,
 }
@@ -400,6 +529,7 @@ pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<Hotel
         kind: Some(ResourceKind::Hotel),
         owner_id: None,
         city: q.city,
+        reference: None,
         after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
         limit: limit + 1,
     };
@@ -414,7 +544,13 @@ pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<Hotel
         // The dates are checked by each hotel (its own today and horizon): the first
         // refusal is the answer for all.
         let room_types = avail?.map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
-        items.push(HotelResult { id: r.id, name: r.name.clone(), city: r.city.clone(), room_types });
+        items.push(HotelResult {
+            id: r.id,
+            name: r.name.clone(),
+            reference: r.reference.clone(),
+            city: r.city.clone(),
+            room_types,
+        });
     }
     Ok(Page { items, next_cursor: next })
 }
@@ -432,6 +568,9 @@ pub struct PageQuery {
 pub struct EventResult {
     pub id: ResourceId,
     pub name: String,
+    /// The owner's reference, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub starts_at: Option<Timestamp>,
     pub ends_at: Option<Timestamp>,
     pub availability: Option<EventAvailability>,
@@ -481,7 +620,14 @@ pub async fn events_page(state: &AppState, q: &PageQuery) -> Result<Page<EventRe
     let mut items = Vec::with_capacity(rows.len());
     for (r, res) in rows.iter().zip(reads) {
         let ((starts_at, ends_at), availability) = res?;
-        items.push(EventResult { id: r.id, name: r.name.clone(), starts_at, ends_at, availability });
+        items.push(EventResult {
+            id: r.id,
+            name: r.name.clone(),
+            reference: r.reference.clone(),
+            starts_at,
+            ends_at,
+            availability,
+        });
     }
     Ok(Page { items, next_cursor: next })
 }

@@ -20,6 +20,7 @@ mod openapi;
 mod payments;
 mod rate_limits;
 mod readme;
+mod references;
 mod roles;
 mod shutdown;
 mod telegram;

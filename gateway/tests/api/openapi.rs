@@ -45,6 +45,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/overview"),
     ("get", "/api/v1/resources/{id}/dashboard"),
     ("get", "/api/v1/resources/{id}/dashboard/summary"),
+    ("get", "/api/v1/dashboard"),
     ("post", "/api/v1/ingest"),
     ("post", "/api/v1/me/integration-keys"),
     ("get", "/api/v1/me/integration-keys"),
@@ -413,6 +414,7 @@ async fn the_limits_the_server_enforces_are_declared_with_its_numbers() {
         ("ResourceInput", "hold_ttl_secs", "maximum", u(rspec::MAX_HOLD_TTL_SECS)),
         ("ResourceInput", "hold_ttl_secs", "minimum", json!(1)),
         ("ResourceInput", "offer_ttl_secs", "maximum", u(rspec::MAX_OFFER_TTL_SECS)),
+        ("ResourceInput", "reference", "maxLength", n(rspec::MAX_REFERENCE_CHARS)),
         ("RegisterBody", "password", "minLength", n(gateway::auth::MIN_PASSWORD_CHARS)),
         ("RegisterBody", "password", "maxLength", n(gateway::auth::MAX_PASSWORD_CHARS)),
         ("RegisterBody", "name", "maxLength", n(rspec::MAX_NAME_CHARS)),
@@ -460,6 +462,11 @@ async fn the_limits_the_server_enforces_are_declared_with_its_numbers() {
     let name = regex::Regex::new(&name).expect("an ECMA pattern that is also a Rust regex");
     assert!(name.is_match("Rust Conf 2030") && name.is_match(" Zimmer\u{e4} "));
     assert!(!name.is_match("   ") && !name.is_match("tab\there") && !name.is_match(""));
+    let reference = property(&v, "ResourceInput", "reference")["pattern"].as_str().expect("pattern").to_owned();
+    let reference = regex::Regex::new(&reference).expect("a Rust regex too");
+    for r in ["0", "berlin-1", "A.b_c", "x y", "-1", "", "ä", &"x".repeat(rspec::MAX_REFERENCE_CHARS + 1)] {
+        assert_eq!(reference.is_match(r), rspec::check_reference(r).is_ok(), "reference {r:?}");
+    }
     let email = property(&v, "RegisterBody", "email")["pattern"].as_str().expect("pattern").to_owned();
     let email = regex::Regex::new(&email).expect("a Rust regex too");
     assert!(email.is_match("ada@example.com") && email.is_match("a+b@x.y"));
