@@ -2,14 +2,16 @@
 //!
 //! Commands are decided strictly one at a time, in mailbox order, against the in-memory state
 //! (which includes decisions not yet committed). Replies wait until the decision is durable.
-//! One transaction is in flight at a time; whatever is decided meanwhile forms the next batch
-//! (group commit). If a commit fails, no waiter of that batch or of any later decision is told
-//! "success": all get `StoreUnavailable`, and the actor reloads from the store, which is the
-//! truth. Every handler body is synchronous, so actix cannot interleave two decisions; the only
+//! One batch is in flight at a time, handed to the shard's committer (`committer.rs`), which
+//! writes it in one transaction with other resources' batches; whatever is decided meanwhile
+//! forms the next batch (group commit). If a commit fails, no waiter of that batch or of any
+//! later decision is told "success": all get `StoreUnavailable`, and the actor reloads from
+//! the store, which is the truth. Every handler body is synchronous, so actix cannot interleave two decisions; the only
 //! asynchronous steps (load, fetch of a finished booking, reload) run under `ctx.wait`, which
 //! holds the mailbox until they finish.
 
 use crate::clock::Clock;
+use crate::committer::Committers;
 use crate::config::EngineConfig;
 use crate::domain::command::{Change, Command, Outcome};
 use crate::domain::error::DomainError;
@@ -80,6 +82,8 @@ enum Phase {
 pub struct ResourceActor {
     id: ResourceId,
     store: Arc<dyn Store>,
+    /// Commits go through the shard's committer (merged with other resources' batches).
+    committers: Arc<Committers>,
     clock: Arc<dyn Clock>,
     cfg: Arc<EngineConfig>,
     registry: Weak<EngineInner>,
@@ -109,6 +113,7 @@ impl ResourceActor {
     pub(crate) fn new(
         id: ResourceId,
         store: Arc<dyn Store>,
+        committers: Arc<Committers>,
         clock: Arc<dyn Clock>,
         cfg: Arc<EngineConfig>,
         registry: Weak<EngineInner>,
@@ -120,6 +125,7 @@ impl ResourceActor {
         ResourceActor {
             id,
             store,
+            committers,
             clock,
             cfg,
             registry,
@@ -247,7 +253,7 @@ impl ResourceActor {
         };
         self.in_flight = Some(waiters);
         self.commit_started = Instant::now();
-        let fut = self.store.commit(batch);
+        let fut = self.committers.commit(batch);
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| act.committed(res, ctx)));
     }
 

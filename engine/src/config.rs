@@ -18,6 +18,15 @@ pub struct EngineConfig {
     pub sweep_interval_ms: u64,
     /// Committed batches a live subscriber may fall behind before it is told it lagged.
     pub live_capacity: usize,
+    /// Shards the resources are hashed into (`committer::shard_of`). Every node must use the
+    /// same number: changing it needs a restart of every node.
+    pub shards: u32,
+    /// Shard committers: each serves `shard % committers` and holds one transaction (one
+    /// pooled connection) at a time.
+    pub committers: usize,
+    /// Most resources' batches, and most changes, in one merged transaction.
+    pub commit_max_batches: usize,
+    pub commit_max_changes: usize,
 }
 
 impl Default for EngineConfig {
@@ -31,6 +40,10 @@ impl Default for EngineConfig {
             arbiters: 2,
             sweep_interval_ms: 1_000,
             live_capacity: 4_096,
+            shards: 256,
+            committers: 4,
+            commit_max_batches: 512,
+            commit_max_changes: 50_000,
         }
     }
 }

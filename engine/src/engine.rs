@@ -7,6 +7,7 @@
 
 use crate::actor::{Exec, Read, Reply, ResourceActor, Stop};
 use crate::clock::Clock;
+use crate::committer::Committers;
 use crate::config::EngineConfig;
 use crate::domain::command::{Command, Outcome};
 use crate::domain::ids::{BookingId, ResourceId};
@@ -33,6 +34,8 @@ struct Entry {
 
 pub struct EngineInner {
     store: Arc<dyn Store>,
+    /// Where actors send their batches to be committed (`committer.rs`).
+    committers: Arc<Committers>,
     clock: Arc<dyn Clock>,
     cfg: Arc<EngineConfig>,
     actors: Mutex<HashMap<ResourceId, Entry>>,
@@ -53,6 +56,7 @@ impl EngineInner {
 
     fn spawn_actor(&self, id: ResourceId, create: Option<(ResourceState, Option<Reply>)>) -> Entry {
         let (store, clock, cfg, me) = (self.store.clone(), self.clock.clone(), self.cfg.clone(), self.me.clone());
+        let committers = self.committers.clone();
         let live = self.live.clone();
         // The mailbox gets its bound here, with the address: actix starts an actor with a
         // 16-message mailbox and `started` runs only later on the actor's thread, so a burst
@@ -61,7 +65,7 @@ impl EngineInner {
         let (tx, rx) = actix::dev::channel::channel::<ResourceActor>(self.cfg.mailbox_capacity.max(1));
         let run = move || {
             let ctx = Context::with_receiver(rx);
-            let act = ResourceActor::new(id, store, clock, cfg, me, create, live);
+            let act = ResourceActor::new(id, store, committers, clock, cfg, me, create, live);
             actix::spawn(ctx.into_future(act));
         };
         let arbiter = if self.arbiters.is_empty() {
@@ -143,10 +147,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cfg: EngineConfig) -> Engine {
-        let arbiters = (0..cfg.arbiters).map(|_| Arbiter::new()).collect();
+        let arbiters: Vec<Arbiter> = (0..cfg.arbiters).map(|_| Arbiter::new()).collect();
         let (live, _) = tokio::sync::broadcast::channel(cfg.live_capacity.max(1));
+        let committers = Arc::new(Committers::start(store.clone(), &cfg, &arbiters));
         let inner = Arc::new_cyclic(|me| EngineInner {
             store,
+            committers,
             clock,
             cfg: Arc::new(cfg),
             actors: Mutex::new(HashMap::new()),

@@ -1,9 +1,10 @@
 //! The reservation engine: pure booking state machines (`domain`), one actix actor per
-//! resource that decides and group-commits (`actor`, `engine`), and the stores behind them
-//! (`store`). See ARCHITECTURE.md for the map and the invariants.
+//! resource that decides (`actor`, `engine`), shard committers that merge many resources'
+//! batches into one transaction (`committer`), and the stores behind them (`store`). See ARCHITECTURE.md for the map and the invariants.
 
 pub mod actor;
 pub mod clock;
+pub mod committer;
 pub mod config;
 pub mod domain;
 pub mod engine;

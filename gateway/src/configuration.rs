@@ -81,6 +81,13 @@ pub struct Settings {
     /// Threads the resource actors run on (actix arbiters), apart from the HTTP workers.
     #[serde(default = "default_engine_arbiters")]
     pub engine_arbiters: usize,
+    /// Shards the resources hash into (engine::committer); every node must agree: changing it
+    /// needs a restart of every node.
+    #[serde(default = "default_engine_shards")]
+    pub engine_shards: u32,
+    /// Shard committers (one transaction, one pooled connection each at a time); unset, a
+    /// quarter of the pool, 1 to 8.
+    pub engine_committers: Option<usize>,
     /// HTTP worker threads; unset, one per CPU (actix-web's default).
     pub http_workers: Option<usize>,
     /// Connections the kernel queues for `accept` before it drops new SYNs (which the client
@@ -189,6 +196,9 @@ fn default_http_backlog() -> usize {
 fn default_engine_arbiters() -> usize {
     EngineConfig::default().arbiters
 }
+fn default_engine_shards() -> u32 {
+    EngineConfig::default().shards
+}
 fn default_ws_queue() -> usize {
     256
 }
@@ -257,6 +267,8 @@ impl Settings {
             engine_mailbox_capacity: default_engine_mailbox_capacity(),
             engine_max_active_resources: default_engine_max_active_resources(),
             engine_arbiters: default_engine_arbiters(),
+            engine_shards: default_engine_shards(),
+            engine_committers: None,
             http_workers: None,
             http_backlog: default_http_backlog(),
             payment_webhook_secret: None,
@@ -305,6 +317,8 @@ impl Settings {
             ("ENGINE_MAILBOX_CAPACITY", self.engine_mailbox_capacity, 10_000_000),
             ("ENGINE_MAX_ACTIVE_RESOURCES", self.engine_max_active_resources, 100_000_000),
             ("ENGINE_ARBITERS", self.engine_arbiters, 64),
+            ("ENGINE_SHARDS", self.engine_shards as usize, 65_536),
+            ("ENGINE_COMMITTERS", self.engine_committers.unwrap_or(1), 64),
             ("HTTP_WORKERS", self.http_workers.unwrap_or(1), 64),
             ("HTTP_BACKLOG", self.http_backlog, 65_535),
         ];
@@ -349,6 +363,8 @@ impl Settings {
             max_active_resources: self.engine_max_active_resources,
             arbiters: self.engine_arbiters,
             live_capacity: self.engine_live_capacity,
+            shards: self.engine_shards,
+            committers: self.engine_committers.unwrap_or((self.db_pool_size / 4).clamp(1, 8)),
             ..EngineConfig::default()
         }
     }

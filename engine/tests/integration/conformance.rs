@@ -1270,3 +1270,143 @@ async fn booking_ids_are_unique(store: Arc<dyn Store>) {
     let b_now = listed.iter().find(|r| r.id == b.state.id()).expect("B listed");
     assert_eq!(b_now.version, b.version, "the refused batch left nothing behind");
 }
+
+#[tokio::test]
+async fn memory_store_fences_each_batch_of_a_merged_commit_alone() {
+    merged_commits(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn postgres_store_fences_each_batch_of_a_merged_commit_alone() {
+    let db = TestDb::new();
+    merged_commits(Arc::new(store_of(&db).await)).await;
+}
+
+/// One resource's next batch: a confirmed ticket (or, with `waitlist`, also a joined entry).
+fn next_batch(r: &mut Res, u: UserId, now: Timestamp) -> (CommitBatch, BookingId) {
+    let id = BookingId::new_v7();
+    r.state.apply(tickets(id, u, true), None, now).expect("decided");
+    let batch = CommitBatch {
+        resource_id: r.state.id(),
+        kind: r.state.kind().kind(),
+        expected_version: r.version,
+        changes: r.state.take_changes(),
+        counters: r.state.counters(),
+        at: now,
+    };
+    (batch, id)
+}
+
+/// Many resources' batches in one merged commit: the stale ones (a version that moved, a
+/// second batch for one resource, a create of an existing id) are refused alone and write
+/// nothing; every other batch is written exactly, and a later merged commit builds on them.
+async fn merged_commits(store: Arc<dyn Store>) {
+    let store = &*store;
+    let owner = UserId::new_v7();
+    let mut res = Vec::new();
+    for i in 0..60 {
+        res.push(Res::create(store, ResourceId::new_v7(), fixtures::event(owner, &format!("Merged {i}"), 10, t0())).await);
+    }
+    for round in 0..2 {
+        let now = at(10 + round);
+        let mut batches = Vec::new();
+        let mut booked = Vec::new();
+        for (i, r) in res.iter_mut().enumerate() {
+            let (mut b, id) = next_batch(r, UserId::new_v7(), now);
+            // Every seventh resource's fence is stale, as if another writer had moved it.
+            let stale = i % 7 == 3;
+            if stale {
+                b.expected_version -= 1;
+            }
+            batches.push(b);
+            booked.push((i, id, stale));
+        }
+        // A second batch for resource 0 in the same commit, and a create of an existing id.
+        let dup = CommitBatch { changes: Vec::new(), ..batches[0].clone() };
+        batches.push(dup);
+        let mut recreate = ResourceState::create(res[1].state.id(), fixtures::event(owner, "Again", 10, t0())).expect("valid");
+        batches.push(CommitBatch {
+            resource_id: recreate.id(),
+            kind: recreate.kind().kind(),
+            expected_version: 0,
+            changes: recreate.take_changes(),
+            counters: recreate.counters(),
+            at: now,
+        });
+        let results = store.commit_many(batches).await.expect("the merged transaction commits");
+        assert_eq!(results.len(), 62);
+        assert!(matches!(results[60], Err(StoreError::Conflict)), "a second batch for one resource: {:?}", results[60]);
+        assert!(matches!(results[61], Err(StoreError::Conflict)), "a create of an existing id: {:?}", results[61]);
+        for (i, id, stale) in booked {
+            let stored = store.load_booking(res[i].state.id(), id).await.expect("load");
+            if stale {
+                assert!(matches!(results[i], Err(StoreError::Conflict)), "resource {i}: {:?}", results[i]);
+                assert!(stored.is_none(), "a refused batch wrote its booking");
+                // Its actor would reload: the store's state, without the refused decision.
+                let loaded = store.load(res[i].state.id()).await.expect("load").expect("exists");
+                res[i].state = ResourceState::restore(
+                    res[i].state.id(),
+                    loaded.spec,
+                    loaded.bookings,
+                    loaded.waitlist,
+                    loaded.idempotency,
+                )
+                .expect("restore");
+                res[i].version = loaded.version;
+            } else {
+                assert_eq!(results[i], Ok(res[i].version + 1), "resource {i}");
+                res[i].version += 1;
+                assert_eq!(stored.map(|b| b.status), Some(BookingStatus::Confirmed), "resource {i}");
+            }
+        }
+    }
+    // Every resource's stored version and counters are its own: round by round, refused or not.
+    let listed = store.list_resources(ResourceFilter { limit: 1000, owner_id: Some(owner), ..Default::default() }).await.expect("list");
+    for r in &res {
+        let l = listed.iter().find(|s| s.id == r.state.id()).expect("listed");
+        assert_eq!(l.version, r.version, "{}", l.name);
+        let loaded = store.load(r.state.id()).await.expect("load").expect("exists");
+        let stale = res.iter().position(|x| x.state.id() == r.state.id()).is_some_and(|i| i % 7 == 3);
+        assert_eq!(loaded.bookings.len(), if stale { 0 } else { 2 }, "{}", l.name);
+    }
+}
+
+/// A merged transaction that a database guard refuses (here an event's `taken` over its
+/// capacity, a wrong decision) fails whole: every batch gets the error and none is written.
+#[tokio::test]
+async fn postgres_fails_a_merged_commit_whole_when_a_guard_refuses_one_batch() {
+    let db = TestDb::new();
+    let store = store_of(&db).await;
+    let owner = UserId::new_v7();
+    let mut good = Res::create(&store, ResourceId::new_v7(), fixtures::event(owner, "Good", 10, t0())).await;
+    let mut bad = Res::create(&store, ResourceId::new_v7(), fixtures::event(owner, "Bad", 10, t0())).await;
+    let (ok_batch, ok_id) = next_batch(&mut good, UserId::new_v7(), at(5));
+    let (mut wrong, wrong_id) = next_batch(&mut bad, UserId::new_v7(), at(5));
+    wrong.counters.confirmed_units = 11;
+    let r = store.commit_many(vec![ok_batch, wrong]).await;
+    assert!(r.is_err(), "the guard must fail the transaction: {r:?}");
+    assert_eq!(store.load_booking(good.state.id(), ok_id).await.expect("load"), None, "nothing of it is written");
+    assert_eq!(store.load_booking(bad.state.id(), wrong_id).await.expect("load"), None);
+    let v = store.load(good.state.id()).await.expect("load").expect("exists").version;
+    assert_eq!(v, good.version, "the fence of the innocent batch was rolled back too");
+}
+
+/// Injected faults hit a merged commit as a whole: a failed one writes nothing, an ambiguous
+/// one (written, reported failed) answers every batch with the error.
+#[tokio::test]
+async fn memory_faults_hit_a_merged_commit_whole() {
+    let store = MemoryStore::new();
+    let owner = UserId::new_v7();
+    let mut a = Res::create(&store, ResourceId::new_v7(), fixtures::event(owner, "A", 10, t0())).await;
+    let mut b = Res::create(&store, ResourceId::new_v7(), fixtures::event(owner, "B", 10, t0())).await;
+    let (ba, ia) = next_batch(&mut a, UserId::new_v7(), at(5));
+    let (bb, ib) = next_batch(&mut b, UserId::new_v7(), at(5));
+    store.faults.fail_commits.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.commit_many(vec![ba.clone(), bb.clone()]).await.is_err());
+    assert_eq!(store.load_booking(a.state.id(), ia).await.expect("load"), None);
+    assert_eq!(store.load_booking(b.state.id(), ib).await.expect("load"), None);
+    store.faults.ambiguous_commits.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.commit_many(vec![ba, bb]).await.is_err(), "an unknown outcome is an error for every batch");
+    assert!(store.load_booking(a.state.id(), ia).await.expect("load").is_some(), "written all the same");
+    assert!(store.load_booking(b.state.id(), ib).await.expect("load").is_some());
+}

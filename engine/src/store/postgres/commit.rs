@@ -555,10 +555,6 @@ pub(super) async fn commit_many(
             results[i] = Some(Err(StoreError::Conflict));
             continue;
         }
-        if b.expected_version == 0 && last_spec(b).is_none() {
-            results[i] = Some(Err(corrupt("creating a resource without its specification")));
-            continue;
-        }
         match Stored::of(b) {
             Ok(s) => stored[i] = Some(s),
             Err(e) => results[i] = Some(Err(e)),
@@ -567,6 +563,21 @@ pub(super) async fn commit_many(
 
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(db_err)?;
+
+    // A batch expecting no resource yet but carrying no specification: stale if the resource
+    // exists (as a moved version is), else not a batch any actor makes.
+    for (i, b) in batches.iter().enumerate() {
+        if stored[i].is_none() || b.expected_version != 0 || last_spec(b).is_some() {
+            continue;
+        }
+        let exists = tx.query_opt("SELECT 1 FROM resources WHERE id = $1", &[&b.resource_id.0]).await.map_err(db_err)?;
+        results[i] = Some(Err(if exists.is_some() {
+            StoreError::Conflict
+        } else {
+            corrupt("creating a resource without its specification")
+        }));
+        stored[i] = None;
+    }
 
     // 1. Creates, one by one (rare).
     for (i, b) in batches.iter().enumerate() {
