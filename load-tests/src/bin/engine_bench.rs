@@ -1,7 +1,9 @@
 //! engine-bench: the engine driven directly (no HTTP) by many concurrent clients booking one
-//! hot event, durably in PostgreSQL; then, in the same run and on the same server, the naive
-//! SQL baseline (`../shared/bench/naive-sql/hot.sql` under pgbench) and the ratio. Afterwards it
-//! checks in the database that nothing was oversold and every acknowledged booking is there.
+//! hot event (or, with `--events N`, N events chosen uniformly at random per booking: spread
+//! load), durably in PostgreSQL; then, in the same run and on the same server, the naive SQL
+//! baseline (`../shared/bench/naive-sql/hot.sql`, or `spread.sql` for spread load, under
+//! pgbench) and the ratio. Afterwards it checks in the database that nothing was oversold and
+//! every acknowledged booking is there.
 
 use clap::Parser;
 use engine::domain::booking::{BookingRequest, Requester};
@@ -35,6 +37,12 @@ struct Args {
     max_batch: usize,
     #[arg(long, default_value_t = 8)]
     pool_size: usize,
+    /// Events the bookings spread over, uniformly (1: the hot event).
+    #[arg(long, default_value_t = 1)]
+    events: usize,
+    /// Shard committers (ENGINE_COMMITTERS); unset, the engine's default.
+    #[arg(long)]
+    committers: Option<usize>,
     /// Skip the pgbench baseline.
     #[arg(long)]
     skip_naive: bool,
@@ -95,25 +103,45 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let sync: String = check.query_one("SHOW synchronous_commit", &[]).await?.get(0);
     let fsync: String = check.query_one("SHOW fsync", &[]).await?.get(0);
 
+    let defaults = EngineConfig::default();
     let engine = Engine::new(
         Arc::new(store),
         Arc::new(SystemClock),
-        EngineConfig { max_batch: args.max_batch, arbiters: args.arbiters, ..EngineConfig::default() },
+        EngineConfig {
+            max_batch: args.max_batch,
+            arbiters: args.arbiters,
+            committers: args.committers.unwrap_or(defaults.committers),
+            ..defaults
+        },
     );
     // Free tickets: a client books and confirms at once, no payment (docs/benchmarks.md).
-    let mut spec = fixtures::free(fixtures::event(UserId::new_v7(), "Flash sale", 10_000_000, engine.now()));
-    if let engine::domain::spec::KindSpec::Event(e) = &mut spec.kind {
-        e.max_per_booking = 1;
-    }
     let capacity = 10_000_000u64;
-    let id = engine.create(spec).await?;
+    let owner = UserId::new_v7();
+    let mut ids = Vec::with_capacity(args.events.max(1));
+    for chunk in (0..args.events.max(1)).collect::<Vec<_>>().chunks(100) {
+        let made = futures::future::join_all(chunk.iter().map(|i| {
+            let mut spec = fixtures::free(fixtures::event(owner, &format!("Sale {i}"), 10_000_000, engine.now()));
+            if let engine::domain::spec::KindSpec::Event(e) = &mut spec.kind {
+                e.max_per_booking = 1;
+            }
+            engine.create(spec)
+        }))
+        .await;
+        for m in made {
+            ids.push(m?);
+        }
+    }
+    let ids = Arc::new(ids);
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut handles = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
+    for c in 0..args.clients {
         let e = engine.clone();
+        let ids = ids.clone();
         handles.push(actix::spawn(async move {
+            // xorshift64: a cheap uniform pick of the event, seeded per client.
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let mut s = ClientStats {
                 latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
                 ok: 0,
@@ -123,6 +151,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
             };
             let user = UserId::new_v7();
             while Instant::now() < deadline {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = ids[(x % ids.len() as u64) as usize];
                 let cmd = Command::Hold {
                     booking_id: BookingId::new_v7(),
                     user_id: user,
@@ -164,27 +196,35 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let elapsed = started.elapsed().as_secs_f64();
     engine.shutdown(Duration::from_secs(10)).await;
 
-    // Invariants, read from the database itself.
+    // Invariants, read from the database itself: in total, and per event (taken = its rows,
+    // never above capacity).
     let row = check
         .query_one(
-            "SELECT (SELECT count(*) FROM bookings WHERE resource_id = $1 AND status IN ('held', 'confirmed')),
-                    (SELECT count(*) FROM bookings WHERE resource_id = $1),
-                    (SELECT taken FROM events WHERE resource_id = $1),
-                    (SELECT count(*) FROM outbox WHERE resource_id = $1)",
-            &[&id.as_uuid()],
+            "SELECT (SELECT count(*) FROM bookings WHERE status IN ('held', 'confirmed')),
+                    (SELECT count(*) FROM bookings),
+                    (SELECT coalesce(sum(taken), 0)::int8 FROM events),
+                    (SELECT count(*) FROM outbox),
+                    (SELECT count(*) FROM events e WHERE e.taken > e.capacity OR e.taken <>
+                        (SELECT count(*) FROM bookings b WHERE b.resource_id = e.resource_id AND b.status IN ('held', 'confirmed')))",
+            &[],
         )
         .await?;
-    let (active, all, taken, outbox): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (active, all, taken, outbox, bad_events): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     let acked = i64::try_from(total.ok)?;
-    let invariants_ok =
-        active == acked && all == acked && taken == acked && outbox == acked && u64::try_from(active)? <= capacity;
+    let invariants_ok = active == acked
+        && all == acked
+        && taken == acked
+        && outbox == acked
+        && bad_events == 0
+        && u64::try_from(active)? <= capacity * ids.len() as u64;
 
     let naive = if args.skip_naive { None } else { Some(naive_baseline(&args)?) };
     let rate = total.ok as f64 / elapsed;
     let q = |p: f64| total.latency_us.value_at_quantile(p) as f64 / 1000.0;
     if args.json {
         let v = serde_json::json!({
-            "clients": args.clients, "seconds": elapsed, "bookings": total.ok, "bookings_per_sec": rate,
+            "clients": args.clients, "events": ids.len(), "seconds": elapsed, "bookings": total.ok, "bookings_per_sec": rate,
             "latency_ms_p50": q(0.5), "latency_ms_p99": q(0.99), "latency_ms_max": total.latency_us.max() as f64 / 1000.0,
             "sold_out": total.sold_out, "busy": total.busy, "other_errors": total.other,
             "synchronous_commit": sync, "fsync": fsync, "invariants_ok": invariants_ok,
@@ -192,8 +232,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         });
         println!("{v}");
     } else {
+        let load = if ids.len() == 1 { "one hot event".to_owned() } else { format!("{} events, uniform", ids.len()) };
         println!(
-            "engine, one hot event, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})",
+            "engine, {load}, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})",
             args.clients
         );
         println!("  bookings/s        {rate:.0}");
@@ -207,11 +248,15 @@ async fn run(args: Args) -> Result<(), BoxError> {
             "  outcomes          ok {}  sold_out {}  busy {}  other {}",
             total.ok, total.sold_out, total.busy, total.other
         );
-        println!("  database          active {active}  rows {all}  events.taken {taken}  outbox {outbox}");
+        println!(
+            "  database          active {active}  rows {all}  events.taken {taken}  outbox {outbox}  bad events {bad_events}"
+        );
         if let Some(n) = naive {
             println!(
-                "naive SQL (hot.sql, pgbench -c {} -j 2, {} s): {n:.0} bookings/s",
-                args.naive_clients, args.naive_seconds
+                "naive SQL ({}, pgbench -c {} -j 2, {} s): {n:.0} bookings/s",
+                naive_script(&args),
+                args.naive_clients,
+                args.naive_seconds
             );
             println!("ratio engine / naive: {:.1}x", rate / n);
         }
@@ -223,7 +268,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Runs `hot.sql` (one booking per transaction on one hot row) under pgbench; returns its tps.
+/// The baseline for the load: `hot.sql` for one event, `spread.sql` (1,000 events, uniform)
+/// for spread load.
+fn naive_script(args: &Args) -> &'static str {
+    if args.events > 1 { "spread.sql" } else { "hot.sql" }
+}
+
+/// Runs the naive script (one booking per transaction) under pgbench; returns its tps.
 fn naive_baseline(args: &Args) -> Result<f64, BoxError> {
     let conn = ["-h", args.pg_host.as_str(), "-U", args.pg_user.as_str()];
     let port = args.pg_port.to_string();
@@ -243,7 +294,7 @@ fn naive_baseline(args: &Args) -> Result<f64, BoxError> {
     let out = run(Proc::new("pgbench")
         .args(conn)
         .args(["-p", &port, "-n", "-f"])
-        .arg(args.naive_dir.join("hot.sql"))
+        .arg(args.naive_dir.join(naive_script(args)))
         .args(["-c", &args.naive_clients.to_string(), "-j", "2", "-T", &args.naive_seconds.to_string()])
         // The database name is positional: pgbench's `-d` means --debug, whose per-statement
         // logging slows the baseline (measured: 1,100 instead of 1,525 tps on a busy machine).

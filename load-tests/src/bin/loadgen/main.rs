@@ -72,11 +72,15 @@ struct HotelArgs {
 enum Scenario {
     /// (a) Many clients booking tickets of one event (confirmed at once) until it sells out.
     FlashSale {
+        /// Each event's capacity.
         #[arg(long, default_value_t = 10_000)]
         capacity: u32,
         /// Distinct client accounts the requests are spread over.
         #[arg(long, default_value_t = 1_000)]
         users: usize,
+        /// Events the requests spread over, uniformly (1: one hot event).
+        #[arg(long, default_value_t = 1)]
+        events: usize,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -181,13 +185,15 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(50_000).timeout(Duration::from_secs(60)).build()?;
     let api = Arc::new(Api { http, base: args.base_url.trim_end_matches('/').to_owned(), keys });
     let (mut report, acked, expected_ok) = match args.scenario {
-        Scenario::FlashSale { capacity, users, load } => {
-            let sale = Arc::new(flash_sale::FlashSale::setup(&api, capacity, users).await?);
+        Scenario::FlashSale { capacity, users, events, load } => {
+            let sale = Arc::new(flash_sale::FlashSale::setup(&api, capacity, users, events).await?);
             let run = drive(&api, sale.clone(), &load).await;
-            let label = format!("flash sale, {}, capacity {capacity}", load.label());
+            let n = sale.events.len();
+            let label = format!("flash sale, {}, {n} event(s) of capacity {capacity}", load.label());
             let (mut v, ok) = booking_report(label, &run, &["sold_out"]);
-            v["event_id"] = json!(sale.event);
-            let over = run.rec.bookings() > u64::from(capacity);
+            v["event_id"] = json!(sale.events.first());
+            v["events"] = json!(n);
+            let over = run.rec.bookings() > u64::from(capacity) * n as u64;
             v["oversold_by_acks"] = json!(over);
             (v, run.rec.acked, ok && !over)
         }
@@ -221,7 +227,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
             let mut acked = setup.acked.clone();
             let search = hotels::Search { cities: setup.cities, page, today: jiff::Zoned::now().date() };
             let rush = hotels::Rush::new(&api, setup, users, cancel_pct)?;
-            let sale = flash_sale::FlashSale::setup(&api, capacity, users).await?;
+            let sale = flash_sale::FlashSale::setup(&api, capacity, users, 1).await?;
             let search_pct = search_pct.min(100);
             let ticket_pct = ticket_pct.min(100 - search_pct);
             let work = Arc::new(mixed::Mixed { search, rush, sale, search_pct, ticket_pct });
