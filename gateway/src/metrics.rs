@@ -23,6 +23,9 @@ pub fn handle() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full("engine_commit_batch_size".into()), BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("engine_merged_commit_resources".into()), BATCH_BUCKETS)
                 });
             let handle = match builder.and_then(|b| b.install_recorder()) {
                 Ok(h) => h,
@@ -48,6 +51,14 @@ fn describe() {
     describe_counter!(
         "engine_commit_failures_total",
         "Group commits that failed (their callers got store_unavailable)"
+    );
+    describe_histogram!(
+        "engine_merged_commit_resources",
+        "Resources whose batches a shard committer wrote in one transaction"
+    );
+    describe_counter!(
+        "engine_merged_commit_failures_total",
+        "Merged transactions that failed or whose outcome is unknown (every batch in them got the error)"
     );
     describe_gauge!("ws_connections", "Live-update WebSocket connections (open or closing)");
     describe_counter!(
