@@ -224,21 +224,11 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, batch: CommitBatch) -> StoreFuture<i64> {
-        let this = self.clone();
+        // One batch is a merged commit of one: the same faults, the same checks.
+        let merged = self.commit_many(vec![batch]);
         Box::pin(async move {
-            let delay = this.faults.commit_delay_ms.load(Ordering::SeqCst);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            if take_one(&this.faults.fail_commits) {
-                return Err(StoreError::Unavailable("injected commit failure".into()));
-            }
-            let ambiguous = take_one(&this.faults.ambiguous_commits);
-            let v = Self::apply(&mut this.lock(), batch)?;
-            if ambiguous {
-                return Err(StoreError::Unavailable("injected failure after the write".into()));
-            }
-            Ok(v)
+            let mut results = merged.await?;
+            results.pop().unwrap_or_else(|| Err(StoreError::Corrupt("a merged commit answered no batch".into())))
         })
     }
 
