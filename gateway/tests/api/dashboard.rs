@@ -2,10 +2,9 @@
 //! data, zero-filling, 365 vs 366 keys, cancellations as their own series, hotels that must not
 //! mix, the role rules and bad parameters.
 
-use crate::helpers::{Session, TestApp, code, session, spawn_app, spawn_with};
+use crate::helpers::{Session, TestApp, code, spawn_app, spawn_app_with_admin};
 use engine::domain::ids::UserId;
 use engine::fixtures;
-use gateway::configuration::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -207,15 +206,7 @@ async fn events_count_tickets_by_day_of_sale_and_providers_their_working_hours()
 
 #[actix_web::test]
 async fn only_the_owner_and_admins_read_a_dashboard_and_bad_parameters_are_named() {
-    let app = spawn_with(|s| {
-        s.admin_email = Some("admin@example.com".into());
-        s.admin_password = Some(Secret::new("admin password 123"));
-    })
-    .await;
-    let (_, v) = app
-        .post("/api/v1/auth/login", None, json!({"email": "admin@example.com", "password": "admin password 123"}))
-        .await;
-    let admin = session(&v);
+    let (app, admin) = spawn_app_with_admin().await;
     let owner = app.register("owner").await;
     let other = app.register("owner").await;
     let client = app.register("client").await;

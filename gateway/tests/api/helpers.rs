@@ -37,6 +37,20 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp { addr, http, db }
 }
 
+/// The app with an admin `admin@example.com`, and the admin signed in.
+pub async fn spawn_app_with_admin() -> (TestApp, Session) {
+    let app = spawn_with(|s| {
+        s.admin_email = Some("admin@example.com".into());
+        s.admin_password = Some(Secret::new("admin password 123"));
+    })
+    .await;
+    let (_, v) = app
+        .post("/api/v1/auth/login", None, json!({"email": "admin@example.com", "password": "admin password 123"}))
+        .await;
+    let admin = session(&v);
+    (app, admin)
+}
+
 /// The app on the memory store (no DATABASE_URL), as `cargo run` starts it for a trial, with
 /// an admin `root@example.com`; returns its base URL and the admin's access token.
 pub async fn spawn_memory_with_admin() -> (String, String) {

@@ -3,25 +3,11 @@
 //! unique per owner, shown wherever the resource is, and resolved only among the caller's
 //! own resources (admins: when it names one owner's).
 
-use crate::helpers::{Session, TestApp, code, session, spawn_with};
+use crate::helpers::{Session, TestApp, code, spawn_app_with_admin};
 use engine::domain::ids::UserId;
 use engine::fixtures;
-use gateway::configuration::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn app_with_admin() -> (TestApp, Session) {
-    let app = spawn_with(|s| {
-        s.admin_email = Some("admin@example.com".into());
-        s.admin_password = Some(Secret::new("admin password 123"));
-    })
-    .await;
-    let (_, v) = app
-        .post("/api/v1/auth/login", None, json!({"email": "admin@example.com", "password": "admin password 123"}))
-        .await;
-    let admin = session(&v);
-    (app, admin)
-}
 
 /// A hotel (rooms 101, 102, 201) bookable through 2029, with `reference` if given.
 fn hotel_body(name: &str, reference: Option<&str>) -> Value {
@@ -61,7 +47,7 @@ async fn resources_of(app: &TestApp, owner: &Session) -> Vec<Value> {
 
 #[actix_web::test]
 async fn a_reference_is_unique_per_owner_shown_everywhere_and_stored() {
-    let (app, admin) = app_with_admin().await;
+    let (app, admin) = spawn_app_with_admin().await;
     let owner = app.register("owner").await;
     let other = app.register("owner").await;
 
@@ -126,7 +112,7 @@ async fn a_reference_is_unique_per_owner_shown_everywhere_and_stored() {
 
 #[actix_web::test]
 async fn the_feed_and_the_dashboard_take_a_reference_among_the_callers_own_hotels() {
-    let (app, admin) = app_with_admin().await;
+    let (app, admin) = spawn_app_with_admin().await;
     let owner = app.register("owner").await;
     let other = app.register("owner").await;
     let client = app.register("client").await;

@@ -2,22 +2,13 @@
 //! own bookings, owners cannot book, clients cannot change resources. Someone else's booking
 //! or resource answers 404, never 403, so existence does not leak.
 
-use crate::helpers::{code, session, spawn_with};
-use gateway::configuration::Secret;
+use crate::helpers::{code, spawn_app_with_admin};
 use reqwest::StatusCode;
 use serde_json::json;
 
 #[actix_web::test]
 async fn owners_clients_and_admins_each_see_and_change_only_what_they_may() {
-    let app = spawn_with(|s| {
-        s.admin_email = Some("admin@example.com".into());
-        s.admin_password = Some(Secret::new("admin password 123"));
-    })
-    .await;
-    let (_, v) = app
-        .post("/api/v1/auth/login", None, json!({"email": "admin@example.com", "password": "admin password 123"}))
-        .await;
-    let admin = session(&v);
+    let (app, admin) = spawn_app_with_admin().await;
     let owner_a = app.register("owner").await;
     let owner_b = app.register("owner").await;
     let alice = app.register("client").await;
