@@ -18,7 +18,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub struct Faults {
     pub fail_loads: AtomicU32,
     /// Every commit waits this long first (milliseconds).
     pub commit_delay_ms: AtomicU64,
+    /// The most batches one merged commit has carried so far (tests read it to know that
+    /// merged commits happened at all).
+    pub widest_commit_batches: AtomicUsize,
 }
 
 fn take_one(n: &AtomicU32) -> bool {
@@ -84,6 +87,19 @@ impl MemoryStore {
 
     pub fn snapshot(&self) -> MemoryData {
         self.lock().clone()
+    }
+
+    /// Another writer moves a resource's version, as a second node or a by-hand `UPDATE`
+    /// would: the actor's next batch for it is refused by the fence. Tests use it to inject
+    /// fence conflicts; false when the resource does not exist.
+    pub fn bump_version(&self, id: ResourceId) -> bool {
+        match self.lock().resources.get_mut(&id) {
+            Some(r) => {
+                r.version += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, MemoryData> {
@@ -235,6 +251,7 @@ impl Store for MemoryStore {
     fn commit_many(&self, batches: Vec<CommitBatch>) -> StoreFuture<Vec<Result<i64, StoreError>>> {
         let this = self.clone();
         Box::pin(async move {
+            this.faults.widest_commit_batches.fetch_max(batches.len(), Ordering::SeqCst);
             // The faults hit the merged commit as a whole, as they would one transaction.
             let delay = this.faults.commit_delay_ms.load(Ordering::SeqCst);
             if delay > 0 {

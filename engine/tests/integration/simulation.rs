@@ -38,25 +38,54 @@ fn may_follow(acked: BookingStatus, now: BookingStatus) -> bool {
         }
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Event,
+    Hotel,
+    Provider,
+}
+
+/// What one simulation runs against: a few resources under the default committers, or many
+/// spread over few committers and shards so that most transactions merge several resources'
+/// batches, with another writer moving versions under them.
+#[derive(Clone, Copy)]
+struct Shape {
+    events: usize,
+    hotels: usize,
+    providers: usize,
+    committers: usize,
+    shards: u32,
+    burst: (usize, usize),
+    /// Another writer bumps random resources' versions while bursts are in flight.
+    intruder: bool,
+}
+
+const FEW: Shape =
+    Shape { events: 1, hotels: 1, providers: 1, committers: 4, shards: 256, burst: (5, 25), intruder: false };
+const SPREAD: Shape =
+    Shape { events: 30, hotels: 8, providers: 8, committers: 2, shards: 8, burst: (20, 60), intruder: true };
+
+const SEATS: u32 = 12;
+
 struct World {
-    event: ResourceId,
-    hotel: ResourceId,
-    provider: ResourceId,
-    hotel_types: Vec<engine::domain::ids::RoomTypeId>,
+    resources: Vec<(ResourceId, Kind)>,
+    hotel_types: HashMap<ResourceId, Vec<engine::domain::ids::RoomTypeId>>,
 }
 
 fn random_request(rng: &mut StdRng, w: &World) -> (ResourceId, BookingRequest) {
     let day = |n: i64| -> jiff::civil::Date {
         "2030-01-08".parse::<jiff::civil::Date>().expect("date").checked_add(jiff::Span::new().days(n)).expect("date")
     };
-    match rng.random_range(0..3) {
-        0 => (w.event, BookingRequest::Tickets { category_id: None, quantity: rng.random_range(1..=3) }),
-        1 => {
+    let (rid, kind) = w.resources[rng.random_range(0..w.resources.len())];
+    match kind {
+        Kind::Event => (rid, BookingRequest::Tickets { category_id: None, quantity: rng.random_range(1..=3) }),
+        Kind::Hotel => {
             let ci = rng.random_range(0..12);
+            let types = &w.hotel_types[&rid];
             (
-                w.hotel,
+                rid,
                 BookingRequest::Stay {
-                    room_type_id: w.hotel_types[rng.random_range(0..w.hotel_types.len())],
+                    room_type_id: types[rng.random_range(0..types.len())],
                     room_id: None,
                     check_in: day(ci),
                     check_out: day(ci + rng.random_range(1..4)),
@@ -64,38 +93,63 @@ fn random_request(rng: &mut StdRng, w: &World) -> (ResourceId, BookingRequest) {
                 },
             )
         }
-        _ => {
+        Kind::Provider => {
             // Tuesday to Thursday, 09:00-12:00 Berlin, on and off the 30-minute grid.
             let d = rng.random_range(1..4);
             let k = rng.random_range(0..6);
             let off = if rng.random_bool(0.1) { 10 } else { 0 };
             let at = t0() + SignedDuration::from_hours(24 * d) + SignedDuration::from_mins(30 * k + off);
-            (w.provider, BookingRequest::Appointment { starts_at: at })
+            (rid, BookingRequest::Appointment { starts_at: at })
         }
     }
 }
 
-/// Runs one seeded simulation; returns how many commands failed retryably (injected faults).
-async fn run(seed: u64) -> usize {
+/// What one simulation saw: commands that failed retryably (injected faults and fence
+/// conflicts) and versions the intruder moved.
+#[derive(Default)]
+struct Tally {
+    failures: usize,
+    bumps: usize,
+    widest_commit_batches: usize,
+}
+
+/// Runs one seeded simulation of `shape`.
+async fn run(seed: u64, shape: Shape) -> Tally {
     let mut rng = StdRng::seed_from_u64(seed);
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(t0()));
     // Small batches so that one burst spans several group commits.
-    let cfg = EngineConfig { max_batch: 4, ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        max_batch: 4,
+        committers: shape.committers,
+        shards: shape.shards,
+        // Small merged transactions too, so that the committers' limits are crossed.
+        commit_max_batches: 6,
+        ..EngineConfig::default()
+    };
     let mut engine = Engine::new(store.clone(), clock.clone(), cfg.clone());
     let owner = UserId::new_v7();
-    let hotel_spec = fixtures::hotel(owner, "Sim Hotel", "Graz", 2, 1);
-    let KindSpec::Hotel(h) = &hotel_spec.kind else { unreachable!() };
-    let world = World {
-        hotel_types: h.room_types.iter().map(|t| t.id).collect(),
-        event: engine.create(fixtures::event(owner, "Sim Gig", 12, t0())).await.expect("event"),
-        hotel: engine.create(hotel_spec.clone()).await.expect("hotel"),
-        provider: engine.create(fixtures::provider(owner, "Sim Clinic")).await.expect("provider"),
-    };
+    let mut world = World { resources: Vec::new(), hotel_types: HashMap::new() };
+    for i in 0..shape.events {
+        let id = engine.create(fixtures::event(owner, &format!("Sim Gig {i}"), SEATS, t0())).await.expect("event");
+        world.resources.push((id, Kind::Event));
+    }
+    for i in 0..shape.hotels {
+        let hotel_spec = fixtures::hotel(owner, &format!("Sim Hotel {i}"), "Graz", 2, 1);
+        let KindSpec::Hotel(h) = &hotel_spec.kind else { unreachable!() };
+        let types = h.room_types.iter().map(|t| t.id).collect();
+        let id = engine.create(hotel_spec.clone()).await.expect("hotel");
+        world.hotel_types.insert(id, types);
+        world.resources.push((id, Kind::Hotel));
+    }
+    for i in 0..shape.providers {
+        let id = engine.create(fixtures::provider(owner, &format!("Sim Clinic {i}"))).await.expect("provider");
+        world.resources.push((id, Kind::Provider));
+    }
+    let mut tally = Tally::default();
     let users: Vec<UserId> = (0..6).map(|_| UserId::new_v7()).collect();
     let mut known: Vec<(ResourceId, BookingId, UserId)> = Vec::new();
     let mut acked: HashMap<BookingId, (ResourceId, BookingStatus)> = HashMap::new();
-    let mut failures = 0usize;
 
     for round in 0..40 {
         match rng.random_range(0..10) {
@@ -105,7 +159,7 @@ async fn run(seed: u64) -> usize {
             _ => store.faults.commit_delay_ms.store(0, Ordering::SeqCst),
         }
         let mut burst = Vec::new();
-        for _ in 0..rng.random_range(5..25) {
+        for _ in 0..rng.random_range(shape.burst.0..shape.burst.1) {
             let u = users[rng.random_range(0..users.len())];
             let pick = (!known.is_empty()).then(|| known[rng.random_range(0..known.len())]);
             let (rid, cmd, new) = match (rng.random_range(0..10), pick) {
@@ -147,7 +201,28 @@ async fn run(seed: u64) -> usize {
             let e = engine.clone();
             burst.push(async move { (rid, e.execute(rid, cmd, None).await) });
         }
-        for (rid, r) in join_all(burst).await {
+        // The intruder moves a few versions while the burst's batches are deciding and committing.
+        let victims: Vec<(ResourceId, u64)> = if shape.intruder {
+            (0..rng.random_range(0..4))
+                .map(|_| (world.resources[rng.random_range(0..world.resources.len())].0, rng.random_range(0..3)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let intruder = {
+            let store = store.clone();
+            async move {
+                let mut bumps = 0;
+                for (rid, wait_ms) in victims {
+                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                    bumps += usize::from(store.bump_version(rid));
+                }
+                bumps
+            }
+        };
+        let (answers, bumps) = futures::join!(join_all(burst), intruder);
+        tally.bumps += bumps;
+        for (rid, r) in answers {
             match r {
                 Ok(Outcome::Booking { booking }) => {
                     acked.insert(booking.id, (rid, booking.status));
@@ -156,7 +231,7 @@ async fn run(seed: u64) -> usize {
                 Err(EngineError::Domain(_)) => {}
                 Err(e) => {
                     assert!(e.is_retryable(), "round {round}: unexpected error {e:?}");
-                    failures += 1;
+                    tally.failures += 1;
                 }
             }
         }
@@ -183,7 +258,7 @@ async fn run(seed: u64) -> usize {
         );
     }
     // What the store holds rebuilds into sound states whose counters match the stored ones.
-    for rid in [world.event, world.hotel, world.provider] {
+    for &(rid, _) in &world.resources {
         let l = store.load(rid).await.expect("load").expect("exists");
         let state =
             ResourceState::restore(rid, l.spec, l.bookings.clone(), l.waitlist, l.idempotency).expect("restore");
@@ -193,7 +268,7 @@ async fn run(seed: u64) -> usize {
         let active: Vec<_> = l.bookings.iter().filter(|b| b.status.is_active()).collect();
         let tickets: u32 =
             active.iter().map(|b| if let BookingItem::Tickets { quantity, .. } = b.item { quantity } else { 0 }).sum();
-        assert!(tickets <= 12, "seed {seed}: {tickets} tickets for 12 seats");
+        assert!(tickets <= SEATS, "seed {seed}: {tickets} tickets for {SEATS} seats");
         for (i, a) in active.iter().enumerate() {
             for b in &active[i + 1..] {
                 match (&a.item, &b.item) {
@@ -219,14 +294,35 @@ async fn run(seed: u64) -> usize {
         }
     }
     assert!(acked.len() > 20, "seed {seed}: the simulation barely booked anything ({} acks)", acked.len());
-    failures
+    tally.widest_commit_batches = store.faults.widest_commit_batches.load(Ordering::SeqCst);
+    tally
 }
 
 #[actix::test]
 async fn simulated_faults_and_restarts_lose_nothing_and_oversell_nothing() {
     let mut failures = 0;
     for seed in 0..6 {
-        failures += run(seed).await;
+        failures += run(seed, FEW).await.failures;
     }
     assert!(failures > 0, "no injected fault ever reached a client: the simulation tests nothing");
+}
+
+/// The same faults and restarts on spread load: 46 resources under two committers and eight
+/// shards, so transactions carry several resources' batches (a merged commit fails or is lost
+/// whole), while another writer moves versions under them (a fenced batch is refused alone).
+#[actix::test]
+async fn simulated_faults_on_spread_load_lose_nothing_and_oversell_nothing() {
+    let mut total = Tally::default();
+    for seed in 100..106 {
+        let t = run(seed, SPREAD).await;
+        total.failures += t.failures;
+        total.bumps += t.bumps;
+        total.widest_commit_batches = total.widest_commit_batches.max(t.widest_commit_batches);
+    }
+    assert!(total.failures > 0, "no injected fault ever reached a client: the simulation tests nothing");
+    assert!(total.bumps > 0, "the intruder never moved a version");
+    assert!(
+        total.widest_commit_batches > 1,
+        "no transaction ever merged two resources' batches: spread load was not simulated"
+    );
 }
