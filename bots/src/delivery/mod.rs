@@ -8,8 +8,10 @@
 //! 2. **reminders** (`store::fire_reminders`): claims due reminders the same way and turns them
 //!    into deliveries (dedupe key `reminder:<booking>:<offset>:<start>:<channel>`).
 //! 3. **send** (`store::claim_due`): claims due deliveries by moving their `next_attempt_at` a
-//!    lease ahead in one statement (so another process skips them), sends each through its
-//!    [`Channel`], then records delivered / retry with backoff and jitter / dead. A worker that
+//!    lease ahead in one statement (so another process skips them), reads what their notices
+//!    need in three statements for the whole batch (`store::notices`), sends each through its
+//!    [`Channel`], then records every result (delivered / retry with backoff and jitter / dead)
+//!    in one statement (`store::record_attempts`). A worker that
 //!    dies mid-send leaves its claim to come due again when the lease ends: at-least-once. The
 //!    channel gets the dedupe key (email: the Message-ID) so a recipient sees it once.
 //!
@@ -288,59 +290,78 @@ impl Notifier {
         Ok(PassReport { fanned_out, reminders_fired, sent, failed })
     }
 
-    /// Claims a batch of due deliveries and sends them (`send_concurrency` at a time); returns
+    /// Claims a batch of due deliveries, reads what they need in three statements, sends them
+    /// (`send_concurrency` at a time) and records every result in one statement; returns
     /// (delivered, failed).
     pub async fn send_due(&self) -> Result<(usize, usize), DeliveryStoreError> {
         use futures::StreamExt;
-        let claimed = store::claim_due(self.pg.pool(), &self.channel_names(), &self.cfg, self.clock.now()).await?;
-        let results: Vec<Result<bool, DeliveryStoreError>> = futures::stream::iter(claimed)
-            .map(|d| self.attempt(d))
-            .buffer_unordered(self.cfg.send_concurrency.max(1))
-            .collect()
-            .await;
+        let pool = self.pg.pool();
+        let claimed = store::claim_due(pool, &self.channel_names(), &self.cfg, self.clock.now()).await?;
+        if claimed.is_empty() {
+            return Ok((0, 0));
+        }
+        let notices = match store::notices(pool, &self.pg, &claimed, self.clock.now()).await {
+            Ok(n) => n.into_iter().map(Ok).collect(),
+            // The reads failed: every attempt failed for now, and backs off like any other.
+            Err(e) => claimed.iter().map(|_| Err(DeliveryError::Transient(e.to_string()))).collect::<Vec<_>>(),
+        };
+        // A Vec of futures, not a lazy map: `buffer_unordered` over a closure borrowing `self`
+        // is not `Send` for every lifetime, which `tokio::spawn` of the loop needs.
+        let attempts: Vec<_> = claimed.into_iter().zip(notices).map(|(d, n)| self.attempt(d, n)).collect();
+        let results: Vec<(store::Claimed, store::Outcome)> =
+            futures::stream::iter(attempts).buffer_unordered(self.cfg.send_concurrency.max(1)).collect().await;
+        let records: Vec<store::Attempted> = results
+            .iter()
+            .map(|(d, outcome)| store::Attempted { id: d.id, attempts: d.attempts, outcome: outcome.clone() })
+            .collect();
+        store::record_attempts(pool, &records, self.clock.now()).await?;
         let (mut sent, mut failed) = (0, 0);
-        for r in results {
-            if r? {
-                sent += 1;
-            } else {
-                failed += 1;
+        for (d, outcome) in &results {
+            match outcome {
+                store::Outcome::Delivered => sent += 1,
+                store::Outcome::Retry { next, error } => {
+                    tracing::info!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, next_attempt_at = %next, %error, "delivery failed; will retry");
+                    metrics::counter!("delivery_retries_total", "channel" => d.channel.clone()).increment(1);
+                    failed += 1;
+                }
+                store::Outcome::Dead { error } => {
+                    tracing::warn!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, %error, "delivery dead-lettered");
+                    failed += 1;
+                }
             }
+            metrics::counter!("deliveries_total", "channel" => d.channel.clone(), "outcome" => outcome.label())
+                .increment(1);
         }
         Ok((sent, failed))
     }
 
-    /// One attempt of one claimed delivery, and its recorded result; true if delivered.
-    async fn attempt(&self, d: store::Claimed) -> Result<bool, DeliveryStoreError> {
-        let pool = self.pg.pool();
-        let Some(channel) = self.channels.iter().find(|c| c.name() == d.channel) else { return Ok(false) };
-        let result = match store::notice(pool, &self.pg, &d, self.clock.now()).await {
-            Ok(Some(notice)) => channel.deliver(&notice).await,
-            Ok(None) => Err(DeliveryError::Permanent("the booking or its recipient no longer exists".into())),
-            Err(e) => Err(DeliveryError::Transient(e.to_string())),
-        };
-        let at = self.clock.now();
-        let (delivered, outcome) = match result {
-            Ok(()) => {
-                store::mark_delivered(pool, d.id, d.attempts, at).await?;
-                (true, "delivered")
+    /// One attempt of one claimed delivery, and what became of it (recorded by the caller).
+    async fn attempt(
+        &self,
+        d: store::Claimed,
+        notice: Result<Option<Notice>, DeliveryError>,
+    ) -> (store::Claimed, store::Outcome) {
+        let result = match (self.channels.iter().find(|c| c.name() == d.channel), notice) {
+            (None, _) => Err(DeliveryError::Transient(format!("no channel {} in this notifier", d.channel))),
+            (Some(channel), Ok(Some(notice))) => channel.deliver(&notice).await,
+            (Some(_), Ok(None)) => {
+                Err(DeliveryError::Permanent("the booking or its recipient no longer exists".into()))
             }
+            (Some(_), Err(e)) => Err(e),
+        };
+        let outcome = match result {
+            Ok(()) => store::Outcome::Delivered,
             Err(e) => {
                 let permanent = matches!(e, DeliveryError::Permanent(_));
                 if permanent || d.attempts >= self.cfg.max_attempts {
-                    tracing::warn!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, error = %e, "delivery dead-lettered");
-                    store::mark_dead(pool, d.id, d.attempts, &e.to_string(), at).await?;
-                    (false, "dead")
+                    store::Outcome::Dead { error: e.to_string() }
                 } else {
-                    let next = at + signed(backoff(&self.cfg, d.attempts));
-                    tracing::info!(delivery_id = d.id, channel = %d.channel, attempts = d.attempts, next_attempt_at = %next, error = %e, "delivery failed; will retry");
-                    store::mark_retry(pool, d.id, d.attempts, &e.to_string(), next, at).await?;
-                    metrics::counter!("delivery_retries_total", "channel" => d.channel.clone()).increment(1);
-                    (false, "retry")
+                    let next = self.clock.now() + signed(backoff(&self.cfg, d.attempts));
+                    store::Outcome::Retry { next, error: e.to_string() }
                 }
             }
         };
-        metrics::counter!("deliveries_total", "channel" => d.channel.clone(), "outcome" => outcome).increment(1);
-        Ok(delivered)
+        (d, outcome)
     }
 
     /// Refreshes the delivery gauges from the database.

@@ -3,9 +3,8 @@
 
 use super::{Channel, DeliveryConfig, DeliveryStoreError, Notice, NoticeKind, Recipient, ResourceView, signed};
 use deadpool_postgres::{GenericClient, Pool};
-use engine::domain::booking::BookingItem;
-use engine::domain::ids::{BookingId, ResourceId};
-use engine::store::Store;
+use engine::domain::booking::{Booking, BookingItem};
+use engine::domain::ids::BookingId;
 use engine::store::postgres::PgStore;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
@@ -389,120 +388,193 @@ pub async fn claim_due(pool: &Pool, channels: &[String], cfg: &DeliveryConfig, n
     Ok(claimed)
 }
 
-/// Everything a channel needs for a claimed delivery; `None` if its booking, resource or
-/// recipient is gone (a permanent failure).
-pub async fn notice(pool: &Pool, pg: &PgStore, d: &Claimed, now: Timestamp) -> Result<Option<Notice>> {
-    let Some(booking_id) = d.booking_id else { return Ok(None) };
-    // Before taking a connection of our own: the store takes one too (never hold two at once,
-    // or concurrent attempts could starve the pool).
-    let booking = pg
-        .load_booking(ResourceId(d.resource_id), BookingId(booking_id))
-        .await
-        .map_err(|e| DeliveryStoreError::Db(e.to_string()))?;
-    let Some(booking) = booking else { return Ok(None) };
-    let (room, category) = match &booking.item {
-        BookingItem::Stay { room_id, .. } => (Some(room_id.0), None),
-        BookingItem::Tickets { category_id, .. } => (None, category_id.map(|c| c.0)),
-        BookingItem::Appointment { .. } => (None, None),
-    };
-    let client = pool.get().await?;
-    let Some(recipient) = recipients(&client, &[d.user_id]).await?.remove(&d.user_id) else { return Ok(None) };
-    // The resource and the item's label in one round trip.
-    let Some(row) = client
-        .query_opt(
-            "SELECT r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at, e.ends_at,
+/// Where a booking is, as a notice names it: its resource, and the room or ticket category
+/// whose label it carries.
+type Place = (Uuid, Option<Uuid>, Option<Uuid>);
+
+fn place_of(booking: &Booking) -> Place {
+    match &booking.item {
+        BookingItem::Stay { room_id, .. } => (booking.resource_id.0, Some(room_id.0), None),
+        BookingItem::Tickets { category_id, .. } => (booking.resource_id.0, None, category_id.map(|c| c.0)),
+        BookingItem::Appointment { .. } => (booking.resource_id.0, None, None),
+    }
+}
+
+/// The resources and item labels of these places, in one statement.
+async fn resource_views(c: &impl GenericClient, places: &[Place]) -> Result<HashMap<Place, ResourceView>> {
+    if places.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let resources: Vec<Uuid> = places.iter().map(|p| p.0).collect();
+    let rooms: Vec<Option<Uuid>> = places.iter().map(|p| p.1).collect();
+    let categories: Vec<Option<Uuid>> = places.iter().map(|p| p.2).collect();
+    let rows = c
+        .query(
+            "SELECT q.n, r.name, r.kind, h.city, coalesce(h.time_zone, p.time_zone), e.starts_at, e.ends_at,
                     h.check_out_time,
                     coalesce((SELECT rt.name || ', room ' || rm.number
-                              FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id WHERE rm.id = $2),
-                             (SELECT name FROM ticket_categories WHERE id = $3))
-             FROM resources r
+                              FROM rooms rm JOIN room_types rt ON rt.id = rm.room_type_id WHERE rm.id = q.room),
+                             (SELECT tc.name FROM ticket_categories tc WHERE tc.id = q.category))
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS q(resource, room, category, n)
+             JOIN resources r ON r.id = q.resource
              LEFT JOIN hotels h ON h.resource_id = r.id
              LEFT JOIN providers p ON p.resource_id = r.id
-             LEFT JOIN events e ON e.resource_id = r.id
-             WHERE r.id = $1",
-            &[&d.resource_id, &room, &category],
+             LEFT JOIN events e ON e.resource_id = r.id",
+            &[&resources, &rooms, &categories],
         )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let resource = ResourceView {
-        id: d.resource_id,
-        name: row.get(0),
-        kind: row.get(1),
-        city: row.get(2),
-        time_zone: row.get(3),
-        event_starts_at: row.get(4),
-        event_ends_at: row.get(5),
-        check_out_time: row.get(6),
-        item_label: row.get(7),
-    };
-    let kind = if d.kind == "reminder" {
-        let offset = d.payload.get("offset_minutes").and_then(serde_json::Value::as_i64).unwrap_or(0);
-        NoticeKind::Reminder { offset_minutes: i32::try_from(offset).unwrap_or(0) }
-    } else {
-        NoticeKind::Notification(d.kind.clone())
-    };
-    Ok(Some(Notice {
-        delivery_id: d.id,
-        dedupe_key: d.dedupe_key.clone(),
-        kind,
-        recipient,
-        resource,
-        booking,
-        entry_id: d.entry_id,
-        at: d.notified_at,
-        now,
-    }))
+        .await?;
+    let mut views = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        // Ordinality counts from 1.
+        let n: i64 = row.get(0);
+        let Some(place) = usize::try_from(n - 1).ok().and_then(|i| places.get(i)) else { continue };
+        let view = ResourceView {
+            id: place.0,
+            name: row.get(1),
+            kind: row.get(2),
+            city: row.get(3),
+            time_zone: row.get(4),
+            event_starts_at: row.get(5),
+            event_ends_at: row.get(6),
+            check_out_time: row.get(7),
+            item_label: row.get(8),
+        };
+        views.insert(*place, view);
+    }
+    Ok(views)
+}
+
+/// Everything a channel needs for each claimed delivery, in the order given; `None` where its
+/// booking, resource or recipient is gone (a permanent failure). Three reads for the whole
+/// batch, whatever its size: the bookings, the recipients, the resources with their labels.
+pub async fn notices(pool: &Pool, pg: &PgStore, batch: &[Claimed], now: Timestamp) -> Result<Vec<Option<Notice>>> {
+    let mut ids: Vec<BookingId> = batch.iter().filter_map(|d| d.booking_id).map(BookingId).collect();
+    ids.sort_unstable_by_key(|b| b.0);
+    ids.dedup();
+    // Before taking a connection of our own: the store takes one too (never hold two at once,
+    // or concurrent passes could starve the pool).
+    let bookings: HashMap<Uuid, Booking> = pg
+        .bookings_by_id(&ids)
+        .await
+        .map_err(|e| DeliveryStoreError::Db(e.to_string()))?
+        .into_iter()
+        .map(|b| (b.id.0, b))
+        .collect();
+    // A delivery's booking must be of the delivery's resource.
+    let booking_of =
+        |d: &Claimed| d.booking_id.and_then(|id| bookings.get(&id)).filter(|b| b.resource_id.0 == d.resource_id);
+    let client = pool.get().await?;
+    let mut users: Vec<Uuid> = batch.iter().map(|d| d.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let recipients = recipients(&client, &users).await?;
+    let mut places: Vec<Place> = batch.iter().filter_map(booking_of).map(place_of).collect();
+    places.sort_unstable();
+    places.dedup();
+    let views = resource_views(&client, &places).await?;
+    Ok(batch
+        .iter()
+        .map(|d| {
+            let booking = booking_of(d)?;
+            let recipient = recipients.get(&d.user_id)?;
+            let resource = views.get(&place_of(booking))?;
+            let kind = if d.kind == "reminder" {
+                let offset = d.payload.get("offset_minutes").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                NoticeKind::Reminder { offset_minutes: i32::try_from(offset).unwrap_or(0) }
+            } else {
+                NoticeKind::Notification(d.kind.clone())
+            };
+            Some(Notice {
+                delivery_id: d.id,
+                dedupe_key: d.dedupe_key.clone(),
+                kind,
+                recipient: recipient.clone(),
+                resource: resource.clone(),
+                booking: booking.clone(),
+                entry_id: d.entry_id,
+                at: d.notified_at,
+                now,
+            })
+        })
+        .collect())
 }
 
 fn clip(e: &str) -> String {
     e.chars().take(MAX_ERROR_CHARS).collect()
 }
 
-/// The result of an attempt is recorded only if the claim is still ours (same attempt count):
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Failed; to be tried again at `next`.
+    Retry {
+        next: Timestamp,
+        error: String,
+    },
+    /// Failed for good (permanent, or out of attempts): left for an admin.
+    Dead {
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead { .. } => "dead",
+        }
+    }
+}
+
+/// One attempt of a claimed delivery (`attempts` as claimed) and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempted {
+    pub id: i64,
+    pub attempts: i32,
+    pub outcome: Outcome,
+}
+
+/// Records the results of a pass in one statement (one commit, one WAL flush, however many).
+/// A result is recorded only if the claim is still ours (same attempt count, still pending):
 /// a worker whose lease ran out never overwrites a later attempt.
-pub async fn mark_delivered(pool: &Pool, id: i64, attempts: i32, at: Timestamp) -> Result<()> {
-    pool.get()
+pub async fn record_attempts(pool: &Pool, results: &[Attempted], at: Timestamp) -> Result<u64> {
+    if results.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(results.len());
+    let mut attempts = Vec::with_capacity(results.len());
+    let mut statuses = Vec::with_capacity(results.len());
+    let mut nexts: Vec<Option<Timestamp>> = Vec::with_capacity(results.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(results.len());
+    for r in results {
+        ids.push(r.id);
+        attempts.push(r.attempts);
+        let (status, next, error) = match &r.outcome {
+            Outcome::Delivered => ("delivered", None, None),
+            Outcome::Retry { next, error } => ("pending", Some(*next), Some(clip(error))),
+            Outcome::Dead { error } => ("dead", None, Some(clip(error))),
+        };
+        statuses.push(status);
+        nexts.push(next);
+        errors.push(error);
+    }
+    Ok(pool
+        .get()
         .await?
         .execute(
-            "UPDATE deliveries SET status = 'delivered', delivered_at = $3, updated_at = $3, last_error = NULL
-             WHERE id = $1 AND attempts = $2 AND status = 'pending'",
-            &[&id, &attempts, &at],
+            // Every parameter cast: a bare `$6` inside CASE would be typed text.
+            "UPDATE deliveries d
+             SET status = v.status, next_attempt_at = coalesce(v.next, d.next_attempt_at), last_error = v.error,
+                 delivered_at = CASE WHEN v.status = 'delivered' THEN $6::timestamptz END,
+                 updated_at = $6::timestamptz
+             FROM unnest($1::int8[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[])
+                  AS v(id, attempts, status, next, error)
+             WHERE d.id = v.id AND d.attempts = v.attempts AND d.status = 'pending'",
+            &[&ids, &attempts, &statuses, &nexts, &errors, &at],
         )
-        .await?;
-    Ok(())
-}
-
-pub async fn mark_retry(
-    pool: &Pool,
-    id: i64,
-    attempts: i32,
-    error: &str,
-    next: Timestamp,
-    at: Timestamp,
-) -> Result<()> {
-    pool.get()
-        .await?
-        .execute(
-            "UPDATE deliveries SET next_attempt_at = $3, last_error = $4, updated_at = $5
-             WHERE id = $1 AND attempts = $2 AND status = 'pending'",
-            &[&id, &attempts, &next, &clip(error), &at],
-        )
-        .await?;
-    Ok(())
-}
-
-pub async fn mark_dead(pool: &Pool, id: i64, attempts: i32, error: &str, at: Timestamp) -> Result<()> {
-    pool.get()
-        .await?
-        .execute(
-            "UPDATE deliveries SET status = 'dead', last_error = $3, updated_at = $4
-             WHERE id = $1 AND attempts = $2 AND status = 'pending'",
-            &[&id, &attempts, &clip(error), &at],
-        )
-        .await?;
-    Ok(())
+        .await?)
 }
 
 /// Deletes up to `limit` delivered records delivered before `before` (oldest first). Safe for

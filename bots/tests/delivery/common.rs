@@ -7,7 +7,7 @@ use engine::domain::ids::{BookingId, ResourceId, UserId};
 use engine::store::postgres::{PgConfig, PgStore};
 use engine::{Clock, Engine, EngineConfig};
 use futures::future::BoxFuture;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,6 +81,8 @@ pub struct Recorder {
     pub seen: Arc<Mutex<HashMap<String, usize>>>,
     pub notices: Arc<Mutex<Vec<Notice>>>,
     pub mode: Arc<AtomicU8>,
+    /// Recipients whose deliveries fail for now whatever the mode (a full mailbox).
+    pub failing: Arc<Mutex<HashSet<UserId>>>,
 }
 
 impl Recorder {
@@ -110,6 +112,9 @@ impl Channel for Recorder {
                 TRANSIENT => return Err(DeliveryError::Transient("try later".into())),
                 PERMANENT => return Err(DeliveryError::Permanent("no such mailbox".into())),
                 _ => {}
+            }
+            if self.failing.lock().expect("lock").contains(&UserId(n.recipient.user_id)) {
+                return Err(DeliveryError::Transient("mailbox full".into()));
             }
             *self.seen.lock().expect("lock").entry(n.dedupe_key.clone()).or_default() += 1;
             self.notices.lock().expect("lock").push(n.clone());

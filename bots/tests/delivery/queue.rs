@@ -3,9 +3,10 @@
 
 use crate::common::*;
 use bots::delivery::store::{self, RetryOutcome};
-use engine::domain::ids::UserId;
+use engine::domain::booking::BookingRequest;
+use engine::domain::ids::{CategoryId, RoomTypeId, UserId};
 use engine::{Clock, ManualClock, SystemClock, fixtures};
-use jiff::{SignedDuration, Timestamp};
+use jiff::{SignedDuration, Timestamp, ToSpan};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,11 +159,107 @@ async fn a_claim_whose_worker_died_comes_due_again_when_its_lease_ends() {
     let (_, status, attempts, _, _) = delivery_row(&db).await;
     assert_eq!((status.as_str(), attempts), ("delivered", 2));
     // The dead worker's late result cannot overwrite the later attempt's.
-    store::mark_dead(&pool, claimed[0].id, claimed[0].attempts, "late", clock.now()).await.expect("mark");
+    let late = store::Attempted {
+        id: claimed[0].id,
+        attempts: claimed[0].attempts,
+        outcome: store::Outcome::Dead { error: "late".into() },
+    };
+    assert_eq!(store::record_attempts(&pool, &[late], clock.now()).await.expect("record"), 0);
     assert_eq!(delivery_row(&db).await.1, "delivered");
     // Old delivered records are pruned; younger ones stay.
     assert_eq!(store::prune_delivered(&pool, clock.now(), 100).await.expect("prune"), 0);
     let later = clock.now() + SignedDuration::from_secs(1);
     assert_eq!(store::prune_delivered(&pool, later, 100).await.expect("prune"), 1);
     assert_eq!(count(&db, "SELECT count(*) FROM deliveries").await, 0);
+}
+
+#[actix::test]
+async fn one_pass_reads_and_records_a_batch_each_delivery_with_its_own_booking_place_and_fate() {
+    let db = TestDb::new();
+    // Whole microseconds, as PostgreSQL keeps them.
+    let start = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).expect("a timestamp");
+    let clock = Arc::new(ManualClock::new(start));
+    let e = engine_of(&db, clock.clone()).await;
+    let (concert, fair) = ("Concert", "Fair");
+    let concert_id =
+        e.create(fixtures::event_with_categories(UserId::new_v7(), concert, 10, 10, start)).await.expect("create");
+    let fair_id = e.create(fixtures::event(UserId::new_v7(), fair, 10, start)).await.expect("create");
+    let hotel_id = e.create(fixtures::hotel(UserId::new_v7(), "Seaside", "Lisbon", 1, 1)).await.expect("create");
+    let (ann, bob, cy, dee) = (
+        add_user(&db, "Ann", "ann@example.com").await,
+        add_user(&db, "Bob", "bob@example.com").await,
+        add_user(&db, "Cy", "cy@example.com").await,
+        add_user(&db, "Dee", "dee@example.com").await,
+    );
+    let balcony =
+        BookingRequest::Tickets { category_id: Some(CategoryId(fixtures::fixed_id(concert, 2))), quantity: 2 };
+    let ann_booking = book(&e, concert_id, ann, balcony, true).await;
+    // Bob's mailbox is full: both his deliveries (a hold, then a confirmed booking) back off.
+    book(&e, fair_id, bob, tickets(1), false).await;
+    book(&e, fair_id, bob, tickets(1), true).await;
+    let check_in = start.to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(40.days()).expect("date");
+    let suite = BookingRequest::Stay {
+        room_type_id: RoomTypeId(fixtures::fixed_id("Seaside", 2)),
+        room_id: None,
+        check_in,
+        check_out: check_in.checked_add(2.days()).expect("date"),
+        guests: 3,
+    };
+    let cy_booking = book(&e, hotel_id, cy, suite, true).await;
+    book(&e, fair_id, dee, tickets(1), true).await;
+
+    let rec = Recorder::default();
+    rec.failing.lock().expect("lock").insert(bob);
+    let cfg = test_config();
+    let pool = engine::store::postgres::PgStore::pool(&store_of(&db).await).clone();
+    assert_eq!(store::fan_out(&pool, &[Arc::new(rec.clone()) as _], &cfg, clock.now()).await.expect("fan out"), 5);
+    // Dee's account is deleted between fan-out and send: her delivery has no recipient.
+    db.client().await.execute("DELETE FROM users WHERE id = $1", &[&dee.0]).await.expect("delete");
+
+    let n = notifier(&db, clock.clone(), Arc::new(rec.clone()), cfg).await;
+    assert_eq!(n.send_due().await.expect("send"), (2, 3));
+
+    let notices = rec.notices.lock().expect("lock").clone();
+    assert_eq!(notices.len(), 2);
+    let ann_notice = notices.iter().find(|x| x.recipient.user_id == ann.0).expect("Ann's notice");
+    assert_eq!((ann_notice.booking.id, ann_notice.resource.id), (ann_booking, concert_id.0));
+    assert_eq!(
+        (ann_notice.resource.name.as_str(), ann_notice.resource.item_label.as_deref()),
+        (concert, Some("Balcony"))
+    );
+    let cy_notice = notices.iter().find(|x| x.recipient.user_id == cy.0).expect("Cy's notice");
+    assert_eq!((cy_notice.booking.id, cy_notice.resource.id), (cy_booking, hotel_id.0));
+    assert_eq!(cy_notice.resource.item_label.as_deref(), Some("Suite, room 201"));
+    assert_eq!(cy_notice.resource.city.as_deref(), Some("Lisbon"));
+
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT user_id, status, attempts, next_attempt_at, last_error, delivered_at FROM deliveries ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("deliveries");
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        let (user, status, attempts): (uuid::Uuid, String, i32) = (r.get(0), r.get(1), r.get(2));
+        let (next, error, delivered): (Timestamp, Option<String>, Option<Timestamp>) = (r.get(3), r.get(4), r.get(5));
+        assert_eq!(attempts, 1, "one attempt each");
+        if user == bob.0 {
+            assert_eq!(status, "pending");
+            assert!(
+                next >= start + SignedDuration::from_secs(5) && next <= start + SignedDuration::from_secs(10),
+                "{next}"
+            );
+            assert!(error.is_some_and(|e| e.contains("mailbox full")));
+            assert_eq!(delivered, None);
+        } else if user == dee.0 {
+            assert_eq!(status, "dead");
+            assert!(error.is_some_and(|e| e.contains("no longer exists")));
+            assert_eq!(delivered, None);
+        } else {
+            assert_eq!((status.as_str(), error, delivered), ("delivered", None, Some(start)));
+        }
+    }
 }

@@ -13,6 +13,9 @@ pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
     pub keys: JwtKeys,
+    /// With `--accounts`: the server's database, where every simulated client gets a `users`
+    /// row (so its bookings' notifications are fanned out and sent, as a real client's are).
+    pub accounts: Option<tokio_postgres::Client>,
 }
 
 impl Api {
@@ -21,9 +24,21 @@ impl Api {
             .map_err(|e| format!("minting a token: {}", e.detail).into())
     }
 
-    /// `n` client tokens, one per simulated user.
-    pub fn client_tokens(&self, n: usize) -> Result<Vec<String>, BoxError> {
-        (0..n.max(1)).map(|_| self.token(Uuid::now_v7(), Role::Client)).collect()
+    /// `n` client tokens, one per simulated user; with `accounts`, each user also gets an
+    /// account with an email address (one statement for all).
+    pub async fn client_tokens(&self, n: usize) -> Result<Vec<String>, BoxError> {
+        let users: Vec<Uuid> = (0..n.max(1)).map(|_| Uuid::now_v7()).collect();
+        if let Some(db) = &self.accounts {
+            db.execute(
+                "INSERT INTO users (id, email, name, role, password_hash, created_at)
+                 SELECT u, 'loadgen-' || u || '@example.com', 'Load ' || left(u::text, 8), 'client', 'x', now()
+                 FROM unnest($1::uuid[]) AS u",
+                &[&users],
+            )
+            .await
+            .map_err(|e| format!("creating client accounts: {e}"))?;
+        }
+        users.iter().map(|u| self.token(*u, Role::Client)).collect()
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Result<(u16, Value), reqwest::Error> {

@@ -57,7 +57,7 @@ impl Appointments {
         }
         let gone = slots.iter().map(|_| AtomicBool::new(false)).collect();
         let open = AtomicUsize::new(slots.len());
-        Ok(Appointments { providers: ids, slots, gone, open, tokens: api.client_tokens(users)?, day })
+        Ok(Appointments { providers: ids, slots, gone, open, tokens: api.client_tokens(users).await?, day })
     }
 
     /// A random start not yet known to be gone (the next open one after a random pick).

@@ -37,7 +37,7 @@ impl FlashSale {
             .iter()
             .map(|e| json!({"resource_id": e, "request": {"kind": "tickets", "quantity": 1}, "confirm": true}))
             .collect();
-        Ok(FlashSale { events: ids, tokens: api.client_tokens(users)?, bodies, sold_out: AtomicUsize::new(0) })
+        Ok(FlashSale { events: ids, tokens: api.client_tokens(users).await?, bodies, sold_out: AtomicUsize::new(0) })
     }
 }
 

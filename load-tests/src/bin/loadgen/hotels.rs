@@ -152,8 +152,8 @@ pub struct Rush {
 }
 
 impl Rush {
-    pub fn new(api: &Api, setup: HotelSetup, users: usize, cancel_pct: u32) -> Result<Rush, BoxError> {
-        let tokens = api.client_tokens(users)?;
+    pub async fn new(api: &Api, setup: HotelSetup, users: usize, cancel_pct: u32) -> Result<Rush, BoxError> {
+        let tokens = api.client_tokens(users).await?;
         let mine = tokens.iter().map(|_| Mutex::new(Vec::new())).collect();
         Ok(Rush {
             hotels: setup.hotels,

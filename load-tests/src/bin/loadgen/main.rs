@@ -49,6 +49,11 @@ struct Args {
     /// The server's database, for the invariant check after the run (skipped without it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Give every simulated client an account with an email address (needs --database-url),
+    /// so the notifier fans out and sends their notifications as it would for real clients;
+    /// without it the clients have no accounts and no notification is sent.
+    #[arg(long, requires = "database_url")]
+    accounts: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -183,7 +188,15 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     // Tokens live long enough for the longest run.
     let keys = JwtKeys::new(args.jwt_secret.as_bytes(), 24 * 3600, 24 * 3600);
     let http = reqwest::Client::builder().pool_max_idle_per_host(50_000).timeout(Duration::from_secs(60)).build()?;
-    let api = Arc::new(Api { http, base: args.base_url.trim_end_matches('/').to_owned(), keys });
+    let accounts = match args.database_url.as_deref().filter(|u| args.accounts && !u.trim().is_empty()) {
+        Some(url) => {
+            let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            Some(db)
+        }
+        None => None,
+    };
+    let api = Arc::new(Api { http, base: args.base_url.trim_end_matches('/').to_owned(), keys, accounts });
     let (mut report, acked, expected_ok) = match args.scenario {
         Scenario::FlashSale { capacity, users, events, load } => {
             let sale = Arc::new(flash_sale::FlashSale::setup(&api, capacity, users, events).await?);
@@ -200,7 +213,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         Scenario::HotelRush { hotels, users, cancel_pct, load } => {
             let setup = hotels::HotelSetup::create(&api, hotels.hotels, hotels.cities, hotels.stays).await?;
             let mut acked = setup.acked.clone();
-            let rush = Arc::new(hotels::Rush::new(&api, setup, users, cancel_pct)?);
+            let rush = Arc::new(hotels::Rush::new(&api, setup, users, cancel_pct).await?);
             let run = drive(&api, rush, &load).await;
             let label = format!("hotel rush, {} hotels, {cancel_pct}% cancellations, {}", hotels.hotels, load.label());
             let (v, ok) = booking_report(label, &run, &["no_room_available"]);
@@ -226,7 +239,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
             let setup = hotels::HotelSetup::create(&api, hotels.hotels, hotels.cities, hotels.stays).await?;
             let mut acked = setup.acked.clone();
             let search = hotels::Search { cities: setup.cities, page, today: jiff::Zoned::now().date() };
-            let rush = hotels::Rush::new(&api, setup, users, cancel_pct)?;
+            let rush = hotels::Rush::new(&api, setup, users, cancel_pct).await?;
             let sale = flash_sale::FlashSale::setup(&api, capacity, users, 1).await?;
             let search_pct = search_pct.min(100);
             let ticket_pct = ticket_pct.min(100 - search_pct);
