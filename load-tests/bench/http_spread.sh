@@ -6,11 +6,14 @@
 # Figures go to docs/benchmarks.md by hand.
 #
 #   bash load-tests/bench/http_spread.sh            # EVENTS=1000 CLIENTS="256" SECONDS_PER_RUN=20
+#   ACCOUNTS=1 bash load-tests/bench/http_spread.sh # clients with accounts: notifications are sent
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS="${EVENTS:-1000}"
 CLIENTS="${CLIENTS:-256}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-20}"
+ACCOUNTS_FLAG=""
+if [ -n "${ACCOUNTS:-}" ]; then ACCOUNTS_FLAG="--accounts"; fi
 PORT="${PORT:-18091}"
 NAIVE="${NAIVE:-../shared/bench/naive-sql}"
 DB="bench_spread_$$"
@@ -23,7 +26,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.2; done
 for c in $CLIENTS; do
-  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" flash-sale --events "$EVENTS" --capacity 1000000 \
+  ./target/release/loadgen --base-url "http://127.0.0.1:$PORT" $ACCOUNTS_FLAG flash-sale --events "$EVENTS" --capacity 1000000 \
     --clients "$c" --users 10000 --duration-secs "$SECONDS_PER_RUN" || echo "(loadgen said FAIL: see above)"
 done
 echo "naive SQL baseline (spread.sql, pgbench -c 16 -j 2 -T 20):"
