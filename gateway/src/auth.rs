@@ -80,9 +80,9 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// argon2id with the crate's default (OWASP-recommended) parameters. CPU-heavy: call it on
-/// the blocking pool (`web::block`), never on an async worker.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ApiError::internal)
+/// the blocking pool, never on an async worker.
+pub fn hash_password(password: &str) -> Result<String, crate::app::AppError> {
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(crate::app::AppError::internal)
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
@@ -110,12 +110,12 @@ impl AuthUser {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
-    /// Refuses (403) unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
+    /// Refuses (forbidden) unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), crate::app::AppError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("a {} cannot {what}", self.role.as_str())))
+            Err(crate::app::AppError::forbidden(format!("a {} cannot {what}", self.role.as_str())))
         }
     }
 }
@@ -212,7 +212,7 @@ impl FromRequest for Staff {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(req, &[Role::Owner, Role::Admin], "manage resources").map(Staff))
+        ready(with_role(req, &crate::app::access::STAFF_ROLES, "manage resources").map(Staff))
     }
 }
 
@@ -221,7 +221,15 @@ impl FromRequest for Customer {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(req, &[Role::Client, Role::Admin], "book or change bookings").map(Customer))
+        ready(
+            authenticate(req)
+                .and_then(|user| {
+                    crate::app::access::require_customer(&user, "book or change bookings")
+                        .map_err(ApiError::from)
+                        .map(|()| user)
+                })
+                .map(Customer),
+        )
     }
 }
 

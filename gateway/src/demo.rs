@@ -4,7 +4,7 @@
 
 use crate::accounts::Role;
 use crate::error::ApiError;
-use crate::routes::auth::create_account;
+use crate::app::accounts::create_account;
 use crate::state::AppState;
 use engine::fixtures;
 

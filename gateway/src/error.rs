@@ -1,11 +1,12 @@
 //! Every error leaves as RFC 9457 problem+json with a stable machine `code` and, for
 //! validation, one entry per bad field. Bad input is a 4xx with a clear message, never a 500.
 
+use crate::app::{AppError, ErrorKind};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use engine::EngineError;
-use engine::domain::error::{DomainError, FieldError};
+use engine::domain::error::FieldError;
 use serde::Serialize;
 use std::fmt;
 
@@ -186,83 +187,46 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The HTTP status of a domain decision: 404 for what the caller may not see, 409 for a
-/// conflict with the resource's state, 422 for a request that can never succeed as sent.
-fn domain_status(e: &DomainError) -> StatusCode {
-    use DomainError::*;
-    match e {
-        BookingNotFound | WaitlistEntryNotFound => StatusCode::NOT_FOUND,
-        Validation(_)
-        | WrongResourceKind { .. }
-        | NotOnSlotGrid
-        | OutsideWorkingHours
-        | TooSoon
-        | TooFarAhead
-        | EventStarted
-        | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        SoldOut
-        | NoRoomAvailable
-        | SlotUnavailable
-        | HoldExpired
-        | HoldExpiredCapacityGone
-        | AlreadyCancelled
-        | AlreadyConfirmed
-        | InvalidTransition { .. }
-        | NotRefundable
-        | RefundTooLarge
-        | AvailableNow
-        | AlreadyOnWaitlist
-        | WaitlistFull
-        | NoActiveOffer
-        | OfferExpired
-        | TooManyActiveBookings
-        | ConflictsWithBookings { .. } => StatusCode::CONFLICT,
-        PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+/// The HTTP status of an application error's kind: the one place where the application's
+/// terms become status codes.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError {
+            status: status_of(e.kind),
+            code: e.code,
+            detail: e.detail,
+            errors: e.errors,
+            retry_after: e.retry_after_secs,
+        }
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Domain(DomainError::Validation(v)) => ApiError::validation(v.errors),
-            EngineError::Domain(d) => ApiError::new(domain_status(&d), d.code(), d.to_string()),
-            EngineError::ResourceNotFound => ApiError::not_found("resource"),
-            EngineError::Busy => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many requests for this resource; retry")
-            },
-            EngineError::StoreUnavailable(d) => {
-                tracing::warn!(detail = %d, "store unavailable");
-                ApiError::unavailable("the booking store is unavailable; retry shortly")
-            }
-            EngineError::ShuttingDown => ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
-            },
-        }
-    }
-}
-
-/// An engine error for a command built from the body field `prefix` (e.g. `request`): the
-/// domain's field names (`quantity`) become body paths (`request.quantity`).
-pub fn in_body(e: EngineError, prefix: &str) -> ApiError {
-    const COMMAND_FIELDS: [&str; 6] = ["user_id", "booking_id", "entry_id", "idempotency_key", "by", "owner_id"];
-    match e {
-        EngineError::Domain(DomainError::Validation(mut v)) => {
-            for f in &mut v.errors {
-                if !COMMAND_FIELDS.contains(&f.field.as_str()) {
-                    f.field = format!("{prefix}.{}", f.field);
-                }
-            }
-            ApiError::validation(v.errors)
-        }
-        other => other.into(),
+        AppError::from(e).into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use engine::domain::error::DomainError;
 
     #[test]
     fn every_domain_error_maps_to_a_4xx_with_its_code() {

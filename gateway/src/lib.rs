@@ -3,6 +3,7 @@
 //! problem+json. See ARCHITECTURE.md.
 
 pub mod accounts;
+pub mod app;
 pub mod auth;
 pub mod calendar;
 pub mod configuration;

@@ -1,6 +1,6 @@
 //! Page size limits and opaque keyset cursors.
 
-use crate::error::ApiError;
+use crate::app::AppError;
 use engine::domain::ids::{BookingId, ResourceId};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -16,11 +16,11 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
+pub fn limit(requested: Option<i64>) -> Result<i64, AppError> {
     match requested {
         None => Ok(DEFAULT_PAGE),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::field("limit", format!("must be between 1 and {MAX_PAGE}"))),
+        Some(_) => Err(AppError::field("limit", format!("must be between 1 and {MAX_PAGE}"))),
     }
 }
 
@@ -29,8 +29,8 @@ pub fn booking_cursor(at: Timestamp, id: BookingId) -> String {
     format!("{}.{}", at.as_microsecond(), id.0.simple())
 }
 
-pub fn parse_booking_cursor(c: &str) -> Result<(Timestamp, BookingId), ApiError> {
-    let bad = || ApiError::field("cursor", "not a cursor this API issued");
+pub fn parse_booking_cursor(c: &str) -> Result<(Timestamp, BookingId), AppError> {
+    let bad = || AppError::field("cursor", "not a cursor this API issued");
     let (micros, id) = c.split_once('.').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let at = Timestamp::from_microsecond(micros).map_err(|_| bad())?;
@@ -38,8 +38,19 @@ pub fn parse_booking_cursor(c: &str) -> Result<(Timestamp, BookingId), ApiError>
     Ok((at, BookingId(id)))
 }
 
-pub fn parse_resource_cursor(c: &str) -> Result<ResourceId, ApiError> {
-    uuid::Uuid::parse_str(c).map(ResourceId).map_err(|_| ApiError::field("cursor", "not a cursor this API issued"))
+/// Keeps `limit` rows; returns the last kept row if more exist (the next page's cursor).
+pub fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().cloned()
+    } else {
+        None
+    }
+}
+
+pub fn parse_resource_cursor(c: &str) -> Result<ResourceId, AppError> {
+    uuid::Uuid::parse_str(c).map(ResourceId).map_err(|_| AppError::field("cursor", "not a cursor this API issued"))
 }
 
 #[cfg(test)]

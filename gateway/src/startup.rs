@@ -234,7 +234,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartupError> {
     };
     let exists = state.accounts.user_by_email(email).await.map_err(|e| StartupError::Bootstrap(e.to_string()))?;
     if exists.is_none() {
-        crate::routes::auth::create_account(state, email, password.expose(), "Administrator", Role::Admin)
+        crate::app::accounts::create_account(state, email, password.expose(), "Administrator", Role::Admin)
             .await
             .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
         tracing::info!(email = %email, "created the admin account");

@@ -10,11 +10,13 @@
 //! operation on the server's arbiter and hands the result back over a oneshot channel.
 
 use crate::accounts::{Role, User};
+use crate::app::search::{HotelSearch, PageQuery};
+use crate::app::{AppError, access, accounts, bookings, listings, payments, search, waitlist};
 use crate::auth::AuthUser;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::error::responses::*;
-use crate::routes::resources::{HotelSearch, PageQuery, page_cut};
+use crate::pagination::page_cut;
 use crate::state::AppState;
 use actix::ArbiterHandle;
 use actix_web::{HttpResponse, post, web};
@@ -133,12 +135,12 @@ pub enum Links {
     Memory(Mutex<MemoryLinks>),
 }
 
-fn db(e: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable(e.to_string())
+fn db(e: impl std::fmt::Display) -> AppError {
+    AppError::unavailable(e.to_string())
 }
 
-fn poisoned<T>(_: T) -> ApiError {
-    ApiError::internal("telegram links lock poisoned")
+fn poisoned<T>(_: T) -> AppError {
+    AppError::internal("telegram links lock poisoned")
 }
 
 impl Links {
@@ -150,7 +152,7 @@ impl Links {
     }
 
     /// Stores a new code for `user`, replacing the user's unused ones.
-    async fn issue(&self, user: UserId, hash: String, expires_at: Timestamp, now: Timestamp) -> Result<(), ApiError> {
+    async fn issue(&self, user: UserId, hash: String, expires_at: Timestamp, now: Timestamp) -> Result<(), AppError> {
         match self {
             Links::Pg(pool) => {
                 let c = pool.get().await.map_err(db)?;
@@ -178,7 +180,7 @@ impl Links {
     }
 
     /// Uses a code (once, before it expires) and links the chat to its user.
-    async fn redeem(&self, hash: &str, who: &TelegramUser, now: Timestamp) -> Result<Option<UserId>, ApiError> {
+    async fn redeem(&self, hash: &str, who: &TelegramUser, now: Timestamp) -> Result<Option<UserId>, AppError> {
         match self {
             Links::Pg(pool) => {
                 let mut c = pool.get().await.map_err(db)?;
@@ -218,7 +220,7 @@ impl Links {
         user: UserId,
         who: &TelegramUser,
         now: Timestamp,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         // One chat per account and one account per chat: a new link replaces older ones.
         c.execute("DELETE FROM telegram_links WHERE chat_id = $1 OR user_id = $2", &[&who.chat_id, &user.0])
             .await
@@ -232,7 +234,7 @@ impl Links {
         Ok(())
     }
 
-    async fn link(&self, user: UserId, who: &TelegramUser, now: Timestamp) -> Result<(), ApiError> {
+    async fn link(&self, user: UserId, who: &TelegramUser, now: Timestamp) -> Result<(), AppError> {
         match self {
             Links::Pg(pool) => {
                 let mut c = pool.get().await.map_err(db)?;
@@ -249,7 +251,7 @@ impl Links {
         }
     }
 
-    pub async fn user_of_chat(&self, chat_id: i64) -> Result<Option<UserId>, ApiError> {
+    pub async fn user_of_chat(&self, chat_id: i64) -> Result<Option<UserId>, AppError> {
         match self {
             Links::Pg(pool) => {
                 let c = pool.get().await.map_err(db)?;
@@ -333,9 +335,10 @@ impl GatewayBackend {
     }
 }
 
-/// An API error in the bot's terms: refusals keep their code and explanation.
-fn refused(e: ApiError) -> BackendError {
-    if e.status.is_server_error() || e.status.as_u16() == 429 {
+/// An application error in the bot's terms: what is worth retrying says "try later", a refusal
+/// keeps its code and explanation (with the fields it names).
+fn refused(e: AppError) -> BackendError {
+    if e.kind.is_transient() {
         return BackendError::Unavailable(e.detail);
     }
     let mut message = e.detail;
@@ -356,10 +359,10 @@ async fn caller(state: &AppState, chat_id: i64) -> Result<AuthUser, BackendError
     Ok(AuthUser { id: u.id, role: u.role })
 }
 
-/// As the routes' `Customer` extractor: clients and admins book, owners do not.
+/// The chat's account, if it may book (the rule of `app::access`, as over HTTP).
 async fn customer(state: &AppState, chat_id: i64, what: &str) -> Result<AuthUser, BackendError> {
     let u = caller(state, chat_id).await?;
-    u.require(&[Role::Client, Role::Admin], what).map_err(refused)?;
+    access::require_customer(&u, what).map_err(refused)?;
     Ok(u)
 }
 
@@ -427,7 +430,7 @@ impl Backend for GatewayBackend {
                     // A random password nobody knows: the account is used through Telegram.
                     let mut pw = [0u8; 32];
                     rand::rng().fill(&mut pw);
-                    crate::routes::auth::create_account(&state, &email, &hex::encode(pw), &who.name, Role::Client)
+                    accounts::create_account(&state, &email, &hex::encode(pw), &who.name, Role::Client)
                         .await
                         .map_err(refused)?
                 }
@@ -448,7 +451,7 @@ impl Backend for GatewayBackend {
                 cursor,
                 limit: Some(BOT_PAGE),
             };
-            let page = crate::routes::resources::hotel_search(&state, search).await.map_err(refused)?;
+            let page = search::hotel_search(&state, search).await.map_err(refused)?;
             let items = page
                 .items
                 .into_iter()
@@ -461,7 +464,7 @@ impl Backend for GatewayBackend {
     fn events(&self, cursor: Option<String>) -> BackendResult<'_, Page<EventHit>> {
         self.on_server(move |state| async move {
             let q = PageQuery { cursor, limit: Some(BOT_PAGE) };
-            let page = crate::routes::resources::events_page(&state, &q).await.map_err(refused)?;
+            let page = search::events_page(&state, &q).await.map_err(refused)?;
             let mut items = Vec::with_capacity(page.items.len());
             for e in page.items {
                 let price = state
@@ -507,8 +510,7 @@ impl Backend for GatewayBackend {
 
     fn slots(&self, provider: Uuid, date: jiff::civil::Date) -> BackendResult<'_, Vec<SlotHit>> {
         self.on_server(move |state| async move {
-            let slots =
-                crate::routes::resources::provider_slots(&state, ResourceId(provider), date).await.map_err(refused)?;
+            let slots = search::provider_slots(&state, ResourceId(provider), date).await.map_err(refused)?;
             Ok(slots.into_iter().map(|s| SlotHit { starts_at: s.starts_at, local_start: s.local_start }).collect())
         })
     }
@@ -516,9 +518,7 @@ impl Backend for GatewayBackend {
     fn hold(&self, chat_id: i64, resource: Uuid, request: BookingRequest) -> BackendResult<'_, BookingLine> {
         self.on_server(move |state| async move {
             let user = customer(&state, chat_id, "book").await?;
-            let b = crate::routes::bookings::hold(&state, &user, ResourceId(resource), request, false, None)
-                .await
-                .map_err(refused)?;
+            let b = bookings::hold(&state, &user, ResourceId(resource), request, false, None).await.map_err(refused)?;
             line(&state, b).await
         })
     }
@@ -526,7 +526,7 @@ impl Backend for GatewayBackend {
     fn pay(&self, chat_id: i64, booking: Uuid) -> BackendResult<'_, PaymentStarted> {
         self.on_server(move |state| async move {
             let user = customer(&state, chat_id, "pay").await?;
-            let p = crate::routes::payments::start_payment(&state, &user, BookingId(booking)).await.map_err(refused)?;
+            let p = payments::start_payment(&state, &user, BookingId(booking)).await.map_err(refused)?;
             Ok(PaymentStarted { payment_id: p.id, booking_id: p.booking_id.0, amount: p.amount })
         })
     }
@@ -539,7 +539,7 @@ impl Backend for GatewayBackend {
                 // Also for admins: in a chat, "my bookings" are the ones they made.
                 Role::Client | Role::Admin => BookingFilter { user_id: Some(user.id), ..BookingFilter::default() },
             };
-            let q = crate::routes::resources::BookingListQuery {
+            let q = listings::BookingListQuery {
                 status: None,
                 from: None,
                 to: None,
@@ -547,7 +547,7 @@ impl Backend for GatewayBackend {
                 cursor,
                 limit: Some(BOT_BOOKINGS_PAGE),
             };
-            let page = crate::routes::resources::booking_page(&state, filter, &q).await.map_err(refused)?;
+            let page = listings::booking_page(&state, filter, &q).await.map_err(refused)?;
             let mut items = Vec::with_capacity(page.items.len());
             for b in page.items {
                 items.push(line(&state, b).await?);
@@ -559,8 +559,7 @@ impl Backend for GatewayBackend {
     fn booking(&self, chat_id: i64, booking: Uuid) -> BackendResult<'_, BookingLine> {
         self.on_server(move |state| async move {
             let user = caller(&state, chat_id).await?;
-            let (_, b) =
-                crate::routes::bookings::visible_booking(&state, &user, BookingId(booking)).await.map_err(refused)?;
+            let (_, b) = access::visible_booking(&state, &user, BookingId(booking)).await.map_err(refused)?;
             line(&state, b).await
         })
     }
@@ -571,31 +570,21 @@ impl Backend for GatewayBackend {
             let by = user.requester();
             let booking_id = BookingId(booking);
             let reason = "cancelled in Telegram".to_owned();
-            let b = crate::routes::bookings::act_on(&state, &user, booking_id, None, move || Command::Cancel {
-                booking_id,
-                reason,
-                by,
-            })
-            .await
-            .map_err(refused)?;
+            let b =
+                bookings::act_on(&state, &user, booking_id, None, move || Command::Cancel { booking_id, reason, by })
+                    .await
+                    .map_err(refused)?;
             line(&state, b).await
         })
     }
 
     fn reschedule(&self, chat_id: i64, booking: Uuid, starts_at: Timestamp) -> BackendResult<'_, BookingLine> {
         self.on_server(move |state| async move {
-            // As the route: an owner cannot move a client's booking.
+            // The same rule as over HTTP (`app::bookings::may_reschedule`): owners do not move
+            // clients' bookings; the bot also asks that the chat may book at all.
             let user = customer(&state, chat_id, "move a booking").await?;
-            let by = user.requester();
-            let booking_id = BookingId(booking);
             let request = BookingRequest::Appointment { starts_at };
-            let b = crate::routes::bookings::act_on(&state, &user, booking_id, None, move || Command::Reschedule {
-                booking_id,
-                request,
-                by,
-            })
-            .await
-            .map_err(refused)?;
+            let b = bookings::reschedule(&state, &user, BookingId(booking), request, None).await.map_err(refused)?;
             line(&state, b).await
         })
     }
@@ -603,10 +592,7 @@ impl Backend for GatewayBackend {
     fn join_waitlist(&self, chat_id: i64, resource: Uuid, wish: Wish) -> BackendResult<'_, WaitlistEntry> {
         self.on_server(move |state| async move {
             let user = customer(&state, chat_id, "join a waitlist").await?;
-            match crate::routes::waitlist::join_waitlist(&state, &user, ResourceId(resource), wish, None)
-                .await
-                .map_err(refused)?
-            {
+            match waitlist::join_waitlist(&state, &user, ResourceId(resource), wish, None).await.map_err(refused)? {
                 Outcome::WaitlistEntry { entry } => Ok(entry),
                 other => Err(BackendError::Unavailable(format!("unexpected outcome {other:?}"))),
             }
@@ -616,9 +602,7 @@ impl Backend for GatewayBackend {
     fn accept_offer(&self, chat_id: i64, entry: Uuid) -> BackendResult<'_, BookingLine> {
         self.on_server(move |state| async move {
             let user = customer(&state, chat_id, "accept an offer").await?;
-            let o = crate::routes::waitlist::accept_offer(&state, &user, WaitlistEntryId(entry), None, None)
-                .await
-                .map_err(refused)?;
+            let o = waitlist::accept_offer(&state, &user, WaitlistEntryId(entry), None, None).await.map_err(refused)?;
             line(&state, booking_of(o)?).await
         })
     }
@@ -626,9 +610,7 @@ impl Backend for GatewayBackend {
     fn decline_offer(&self, chat_id: i64, entry: Uuid) -> BackendResult<'_, ()> {
         self.on_server(move |state| async move {
             let user = customer(&state, chat_id, "decline an offer").await?;
-            crate::routes::waitlist::decline_offer(&state, &user, WaitlistEntryId(entry), None)
-                .await
-                .map_err(refused)?;
+            waitlist::decline_offer(&state, &user, WaitlistEntryId(entry), None).await.map_err(refused)?;
             Ok(())
         })
     }

@@ -30,7 +30,11 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = AuthUser::from_request(req, payload).into_inner();
-        ready(user.and_then(|u| u.require(&[Role::Admin], "use the admin API").map(|()| Admin(u))))
+        ready(
+            user.and_then(|u| {
+                u.require(&[Role::Admin], "use the admin API").map(|()| Admin(u)).map_err(ApiError::from)
+            }),
+        )
     }
 }
 

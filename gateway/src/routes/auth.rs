@@ -1,6 +1,8 @@
 //! Register, log in, refresh (rotating), log out, who am I.
 
 use crate::accounts::{AccountError, RefreshUse, Role, User};
+use crate::app::AppError;
+use crate::app::accounts::create_account;
 use crate::auth::{self, AuthUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
@@ -8,7 +10,6 @@ use crate::extract::Json;
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use engine::domain::error::Problems;
-use engine::domain::ids::UserId;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -84,12 +85,7 @@ fn check_password(p: &mut Problems, password: &str) {
 }
 
 fn account_error(e: AccountError) -> ApiError {
-    match e {
-        AccountError::EmailTaken => {
-            ApiError::new(actix_web::http::StatusCode::CONFLICT, "email_taken", "an account with this email exists")
-        }
-        AccountError::Unavailable(d) => ApiError::unavailable(d),
-    }
+    AppError::from(e).into()
 }
 
 /// Issues an access token and a refresh token (a new family unless one is given).
@@ -99,27 +95,6 @@ pub async fn issue(state: &AppState, user: User, family: Option<Uuid>) -> Result
     let (refresh_token, rec) = auth::refresh_token(&state.keys, user.id, family.unwrap_or_else(Uuid::now_v7), now);
     state.accounts.store_refresh(rec).await.map_err(account_error)?;
     Ok(Tokens { access_token, token_type: "Bearer", expires_in: state.keys.access_ttl_secs, refresh_token, user })
-}
-
-/// Creates an account (used by registration, the admin bootstrap and the demo data).
-pub async fn create_account(
-    state: &AppState,
-    email: &str,
-    password: &str,
-    name: &str,
-    role: Role,
-) -> Result<User, ApiError> {
-    let pw = password.to_owned();
-    let hash = web::block(move || auth::hash_password(&pw)).await.map_err(ApiError::internal)??;
-    let user = User {
-        id: UserId::new_v7(),
-        email: crate::accounts::normalize_email(email),
-        name: name.trim().to_owned(),
-        role,
-        created_at: Timestamp::now(),
-    };
-    state.accounts.create_user(user.clone(), hash).await.map_err(account_error)?;
-    Ok(user)
 }
 
 #[utoipa::path(

@@ -1,17 +1,17 @@
 //! Clients hold, book, confirm, release, cancel and reschedule; everyone reads what they may.
 
 use crate::accounts::Role;
+use crate::app::listings::{BookingListQuery, booking_page};
+use crate::app::{access, bookings};
 use crate::auth::{AuthUser, Customer};
 use crate::error::responses::*;
-use crate::error::{ApiError, Problem, in_body};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::pagination::Page;
-use crate::routes::resources::{BookingListQuery, booking_page, owner_of};
 use crate::state::AppState;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use engine::domain::booking::{Booking, BookingRequest};
-use engine::domain::command::{Command, Outcome};
+use engine::domain::command::Command;
 use engine::domain::ids::{BookingId, ResourceId};
 use engine::store::BookingFilter;
 use serde::Deserialize;
@@ -44,22 +44,6 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     crate::idempotency::parse_key(req.headers())
 }
 
-/// A stable id for what one user creates under one idempotency key.
-pub fn derived_id(user: engine::domain::ids::UserId, key: &str) -> BookingId {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(user.0.as_bytes()).chain_update(key.as_bytes()).finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    BookingId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
-}
-
-fn booking_of(o: Outcome) -> Result<Booking, ApiError> {
-    match o {
-        Outcome::Booking { booking } | Outcome::OfferAccepted { booking, .. } => Ok(booking),
-        other => Err(ApiError::internal(format!("unexpected outcome {other:?}"))),
-    }
-}
-
 #[utoipa::path(
     tag = "bookings",
     operation_id = "create_booking",
@@ -90,24 +74,8 @@ async fn create(
     let Customer(user) = caller;
     let key = idempotency_key(&req)?;
     let b = body.0;
-    let booking = hold(&state, &user, ResourceId(b.resource_id), b.request, b.confirm, key).await?;
+    let booking = bookings::hold(&state, &user, ResourceId(b.resource_id), b.request, b.confirm, key).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/bookings/{}", booking.id))).json(booking))
-}
-
-/// Holds (or books at once with `confirm`) for a customer: `POST /bookings` and the bot.
-pub async fn hold(
-    state: &AppState,
-    user: &AuthUser,
-    resource: ResourceId,
-    request: BookingRequest,
-    confirm_now: bool,
-    key: Option<String>,
-) -> Result<Booking, ApiError> {
-    // With a key the booking id is derived from (user, key): a retry is then the very same
-    // command, which the resource answers with its first outcome.
-    let booking_id = key.as_deref().map(|k| derived_id(user.id, k)).unwrap_or_else(BookingId::new_v7);
-    let cmd = Command::Hold { booking_id, user_id: user.id, request, confirm: confirm_now, by: user.requester() };
-    booking_of(state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "request"))?)
 }
 
 #[utoipa::path(
@@ -139,29 +107,6 @@ async fn list_mine(
     Ok(HttpResponse::Ok().json(booking_page(&state, filter, &q).await?))
 }
 
-/// The resource of a booking the caller may see, else 404 (never 403: existence stays private).
-pub(crate) async fn visible_booking(
-    state: &AppState,
-    user: &AuthUser,
-    id: BookingId,
-) -> Result<(ResourceId, Booking), ApiError> {
-    let store = state.engine.store();
-    let not_found = || ApiError::not_found("booking");
-    let resource =
-        store.locate_booking(id).await.map_err(|e| ApiError::unavailable(e.to_string()))?.ok_or_else(not_found)?;
-    let booking = store
-        .load_booking(resource, id)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .ok_or_else(not_found)?;
-    let allowed = match user.role {
-        Role::Admin => true,
-        Role::Client => booking.user_id == user.id,
-        Role::Owner => owner_of(state, resource).await? == user.id,
-    };
-    if allowed { Ok((resource, booking)) } else { Err(not_found()) }
-}
-
 #[utoipa::path(
     tag = "bookings",
     operation_id = "get_booking",
@@ -179,7 +124,7 @@ pub(crate) async fn visible_booking(
 )]
 #[get("/bookings/{id}")]
 async fn get_one(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let (_, booking) = visible_booking(&state, &user, BookingId(*id)).await?;
+    let (_, booking) = access::visible_booking(&state, &user, BookingId(*id)).await?;
     Ok(HttpResponse::Ok().json(booking))
 }
 
@@ -217,19 +162,7 @@ async fn act(
     make: impl FnOnce() -> Command,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(req)?;
-    Ok(HttpResponse::Ok().json(act_on(state, user, id, key, make).await?))
-}
-
-/// Runs a command on a booking the caller may see (the booking routes and the bot).
-pub async fn act_on(
-    state: &AppState,
-    user: &AuthUser,
-    id: BookingId,
-    key: Option<String>,
-    make: impl FnOnce() -> Command,
-) -> Result<Booking, ApiError> {
-    let (resource, _) = visible_booking(state, user, id).await?;
-    booking_of(state.engine.execute(resource, make(), key).await.map_err(|e| in_body(e, "request"))?)
+    Ok(HttpResponse::Ok().json(bookings::act_on(state, user, id, key, make).await?))
 }
 
 /// Who may confirm is the domain's rule (`may_confirm`): a client only what is free (a price is
@@ -362,11 +295,9 @@ async fn reschedule(
     id: web::Path<Uuid>,
     body: Json<RescheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    if user.role == Role::Owner {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "an owner cannot move a client's booking"));
-    }
-    let request = body.0.request;
-    let by = user.requester();
-    let booking_id = BookingId(*id);
-    act(&state, &user, &req, booking_id, move || Command::Reschedule { booking_id, request, by }).await
+    // Who may move it is answered before the key is read, as for every route.
+    bookings::may_reschedule(&user)?;
+    let key = idempotency_key(&req)?;
+    let booking = bookings::reschedule(&state, &user, BookingId(*id), body.0.request, key).await?;
+    Ok(HttpResponse::Ok().json(booking))
 }

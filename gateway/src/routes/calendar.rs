@@ -3,12 +3,12 @@
 //! `GET /api/v1/calendar/{token}.ics` without a token header (the URL is the secret). An
 //! unknown, rotated or revoked token answers 404. PostgreSQL only (501 otherwise).
 
+use crate::app::access::require_owner;
 use crate::auth::AuthUser;
 use crate::calendar::{self, Feed, MAX_FEEDS_PER_USER, Target};
 use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::JsonOrEmpty;
-use crate::routes::resources::require_owner;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;

@@ -17,9 +17,9 @@
 //! rows, whatever the number of bookings.
 
 use crate::accounts::Role;
+use crate::app::access::{ResourceRef, require_owner, resolve};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
-use crate::routes::resources::{ResourceRef, require_owner, resolve};
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use engine::domain::error::FieldError;
@@ -156,7 +156,7 @@ async fn authorize(state: &AppState, user: &AuthUser, id: ResourceId) -> Result<
     if user.role == Role::Client {
         return Err(ApiError::not_found("resource"));
     }
-    require_owner(state, user, id).await
+    Ok(require_owner(state, user, id).await?)
 }
 
 async fn year_stats(state: &AppState, id: ResourceId, year: i16) -> Result<Vec<DayStats>, ApiError> {

@@ -18,11 +18,12 @@
 //! delivery did and writes nothing.
 
 use crate::accounts::Role;
+use crate::app::access::{ResourceRef, owner_of, resolve};
+use crate::app::{AppError, ErrorKind};
 use crate::auth::{AuthUser, Staff};
 use crate::error::{ApiError, Problem};
 use crate::extract::decode;
 use crate::integration_keys::{self, KeyHolder};
-use crate::routes::resources::{ResourceRef, owner_of, resolve};
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -32,8 +33,8 @@ use engine::EngineError;
 use engine::domain::command::{Command, Outcome};
 use engine::domain::error::FieldError;
 use engine::domain::ids::{BookingId, ResourceId};
-use engine::domain::spec::ResourceKind;
 use engine::domain::ingest::{IngestAction, IngestEvent, IngestResult, IngestStatus, MAX_INGEST_EVENTS};
+use engine::domain::spec::ResourceKind;
 use futures::StreamExt;
 use futures::future::{LocalBoxFuture, join_all};
 use jiff::Timestamp;
@@ -323,7 +324,7 @@ async fn feed_hotel(
         match owner_of(state, hotel).await {
             Ok(owner) if owner == user.id => {}
             Ok(_) => return not_found(),
-            Err(e) if e.status == StatusCode::NOT_FOUND => return not_found(),
+            Err(e) if e.kind == ErrorKind::NotFound => return not_found(),
             Err(e) => return vec![rejected(e.code, &e.detail); n],
         }
     }
@@ -378,7 +379,7 @@ async fn ingest(
         (r, found)
     }))
     .await;
-    let hotel_of: BTreeMap<ResourceRef, Result<ResourceId, ApiError>> = lookups.into_iter().collect();
+    let hotel_of: BTreeMap<ResourceRef, Result<ResourceId, AppError>> = lookups.into_iter().collect();
     // Per hotel, in the order sent; the hotels in parallel.
     let mut by_hotel: BTreeMap<ResourceId, (Vec<usize>, Vec<IngestEvent>)> = BTreeMap::new();
     for (i, c) in checked.into_iter().enumerate() {
@@ -388,7 +389,7 @@ async fn ingest(
                 e.0.push(i);
                 e.1.push(c.into_event(*hotel));
             }
-            Some(Err(e)) if e.status == StatusCode::NOT_FOUND => {
+            Some(Err(e)) if e.kind == ErrorKind::NotFound => {
                 results[i] = Some(rejected("resource_not_found", "no such hotel visible to the caller"));
             }
             Some(Err(e)) => results[i] = Some(rejected(e.code, &e.detail)),

@@ -3,20 +3,21 @@
 //! not by a token.
 
 use crate::accounts::Role;
+use crate::app::AppError;
+use crate::app::access::owner_of;
+use crate::app::payments::start_payment;
 use crate::auth::{AuthUser, Customer};
 use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{BodyLimit, DEFAULT_BODY_LIMIT, Json, decode};
 use crate::payments::provider::{ReportedStatus, SIGNATURE_HEADER, SignatureError, WebhookBody};
 use crate::payments::{ChosenOutcome, MAX_EVENT_ID_CHARS, Payment, PaymentError, PaymentStatus, WebhookEvent};
-use crate::routes::bookings::visible_booking;
-use crate::routes::resources::owner_of;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use engine::EngineError;
-use engine::domain::booking::{BookingStatus, Requester};
+use engine::domain::booking::Requester;
 use engine::domain::command::Command;
 use engine::domain::error::DomainError;
 use engine::domain::ids::BookingId;
@@ -33,22 +34,7 @@ pub const CAPACITY_GONE_REASON: &str = "capacity gone after the hold expired";
 
 impl From<PaymentError> for ApiError {
     fn from(e: PaymentError) -> Self {
-        match e {
-            PaymentError::PendingExists => ApiError::new(
-                StatusCode::CONFLICT,
-                "payment_pending",
-                "a payment for this booking is already pending; wait for its result",
-            ),
-            PaymentError::NotPending(s) => ApiError::new(
-                StatusCode::CONFLICT,
-                "payment_not_pending",
-                format!("the payment is already {}", s.as_str()),
-            ),
-            PaymentError::Unavailable(d) => {
-                tracing::warn!(detail = %d, "payment store unavailable");
-                ApiError::unavailable("the payment store is unavailable; retry shortly")
-            }
-        }
+        AppError::from(e).into()
     }
 }
 
@@ -89,38 +75,6 @@ async fn start(
     let Customer(user) = caller;
     let payment = start_payment(&state, &user, BookingId(body.0.booking_id)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/payments/{}", payment.id))).json(payment))
-}
-
-/// Starts paying for a held booking the caller may see (`POST /payments`, and the bot's Pay
-/// button): a pending payment, settled by the simulated provider through the webhook.
-pub async fn start_payment(state: &AppState, user: &AuthUser, booking_id: BookingId) -> Result<Payment, ApiError> {
-    let (resource_id, booking) = visible_booking(state, user, booking_id).await?;
-    let now = state.engine.now();
-    if booking.status != BookingStatus::Held {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "booking_not_held",
-            format!("only a held booking can be paid; this one is {}", booking.status.as_str()),
-        ));
-    }
-    if booking.hold_expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "hold_expired", "the hold expired; book again"));
-    }
-    let payment = Payment {
-        id: Uuid::now_v7(),
-        booking_id: booking.id,
-        resource_id,
-        user_id: booking.user_id,
-        amount: booking.amount,
-        status: PaymentStatus::Pending,
-        chosen_outcome: None,
-        failure_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
-    state.payments.create(payment.clone()).await?;
-    state.payment_provider.simulate(state.payments.clone(), payment.id);
-    Ok(payment)
 }
 
 /// A payment the caller may see: its client, the resource's owner, admins; else 404.

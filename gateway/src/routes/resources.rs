@@ -1,23 +1,25 @@
 //! Hotels, events and providers: owners create and change theirs; everyone searches.
 
 use crate::accounts::Role;
+use crate::app::access::{owner_of, require_owner};
+use crate::app::listings::{BookingListQuery, booking_page};
+use crate::app::search::{
+    EventResult, HotelResult, HotelSearch, PageQuery, SlotView, check_city, events_page, hotel_search, provider_slots,
+};
 use crate::auth::{AuthUser, Staff};
 use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
-use crate::pagination::{self, Page};
+use crate::pagination::{self, Page, page_cut};
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, post, put, web};
-use engine::domain::booking::{Booking, BookingStatus, Requester};
+use engine::domain::booking::{Booking, Requester};
 use engine::domain::command::Command;
 use engine::domain::event::EventAvailability;
-use engine::domain::hotel::RoomTypeAvailability;
 use engine::domain::ids::{ResourceId, UserId};
-use engine::domain::provider::Slot;
 use engine::domain::spec::{KindSpec, ResourceKind, ResourceSpec};
 use engine::domain::state::{ResourceState, ResourceStats};
 use engine::store::{BookingFilter, ResourceFilter};
-use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -117,25 +119,6 @@ fn view(s: &ResourceState) -> ResourceView {
     }
 }
 
-/// The owner of a resource (404 if there is no such resource).
-pub async fn owner_of(state: &AppState, id: ResourceId) -> Result<UserId, ApiError> {
-    Ok(state.engine.read(id, |s, _| s.owner_id()).await?)
-}
-
-/// Owners see and change only their own resources; to anyone else's the answer is 404, as if
-/// it did not exist. Admins act on all that exist (a resource that does not is 404 for them
-/// too, not an empty answer).
-pub async fn require_owner(state: &AppState, user: &AuthUser, id: ResourceId) -> Result<(), ApiError> {
-    if user.role == Role::Client {
-        return Err(ApiError::not_found("resource"));
-    }
-    let owner = owner_of(state, id).await?;
-    if user.is_admin() || owner == user.id {
-        return Ok(());
-    }
-    Err(ApiError::not_found("resource"))
-}
-
 /// Validation errors of a specification: common fields stay as they are, the kind's fields
 /// (rooms, categories, schedule...) are reported under `kind`.
 fn spec_error(e: engine::EngineError) -> ApiError {
@@ -150,60 +133,6 @@ fn spec_error(e: engine::EngineError) -> ApiError {
             ApiError::validation(v.errors)
         }
         other => other.into(),
-    }
-}
-
-/// A resource as a client names it: its id, or its owner's reference (`0`, `berlin-1`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ResourceRef {
-    Id(ResourceId),
-    Reference(String),
-}
-
-impl ResourceRef {
-    /// A UUID is an id (a reference is never one); anything else must be a valid reference.
-    pub fn parse(s: &str) -> Result<ResourceRef, String> {
-        let s = s.trim();
-        if let Ok(id) = Uuid::parse_str(s) {
-            return Ok(ResourceRef::Id(ResourceId(id)));
-        }
-        engine::domain::spec::check_reference(s).map_err(|e| format!("a resource id or reference: {e}"))?;
-        Ok(ResourceRef::Reference(s.to_owned()))
-    }
-}
-
-/// The resource `r` names for `user`: an id as it is (the caller still checks access); a
-/// reference among the caller's own resources (owners), or among everyone's when it names
-/// exactly one (admins). Clients own nothing. Not found is 404, as for an id.
-pub async fn resolve(
-    state: &AppState,
-    user: &AuthUser,
-    r: &ResourceRef,
-    kind: Option<ResourceKind>,
-) -> Result<ResourceId, ApiError> {
-    let reference = match r {
-        ResourceRef::Id(id) => return Ok(*id),
-        ResourceRef::Reference(s) => s,
-    };
-    if user.role == Role::Client {
-        return Err(ApiError::not_found("resource"));
-    }
-    let filter = ResourceFilter {
-        kind,
-        owner_id: (!user.is_admin()).then_some(user.id),
-        reference: Some(reference.clone()),
-        limit: 2,
-        ..ResourceFilter::default()
-    };
-    let found = state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    match found.as_slice() {
-        [one] => Ok(one.id),
-        [] => Err(ApiError::not_found("resource")),
-        _ => Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "reference_ambiguous",
-            format!("resources of several owners are called {reference:?}; name the resource by its id"),
-        )),
     }
 }
 
@@ -377,13 +306,6 @@ pub struct ResourceSummaryView {
     pub city: Option<String>,
 }
 
-fn check_city(city: &Option<String>) -> Result<(), ApiError> {
-    match city {
-        Some(c) if c.chars().count() > 200 => Err(ApiError::field("city", "at most 200 characters")),
-        _ => Ok(()),
-    }
-}
-
 #[utoipa::path(
     tag = "resources",
     operation_id = "list_resources",
@@ -444,63 +366,6 @@ async fn list(
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
 }
 
-/// Keeps `limit` rows; returns the last kept row if more exist (the next page's cursor).
-pub(crate) fn page_cut<T: Clone>(rows: &mut Vec<T>, limit: i64) -> Option<T> {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().cloned()
-    } else {
-        None
-    }
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct HotelSearch {
-    #[param(max_length = 200)]
-    pub city: Option<String>,
-    pub check_in: Date,
-    pub check_out: Date,
-    #[param(minimum = 1, maximum = 50)]
-    pub guests: Option<u16>,
-    pub cursor: Option<String>,
-    #[param(minimum = 1, maximum = 100, default = 20)]
-    pub limit: Option<i64>,
-}
-
-/// Checks a searched stay before asking any hotel: the range, its length and the guests. Each
-/// hotel then applies its own today and horizon.
-fn check_stay_dates(check_in: Date, check_out: Date, guests: Option<u16>) -> Result<(), ApiError> {
-    let mut p = engine::domain::error::Problems::default();
-    let nights = check_in.until(check_out).map(|s| s.get_days()).unwrap_or(0);
-    p.check(check_out > check_in, "check_out", "must be after check_in");
-    p.check(
-        nights <= engine::domain::hotel::MAX_STAY_NIGHTS,
-        "check_out",
-        format!("a stay is at most {} nights", engine::domain::hotel::MAX_STAY_NIGHTS),
-    );
-    p.check(guests != Some(0), "guests", "must be at least 1");
-    p.check(
-        guests.is_none_or(|g| g <= engine::domain::hotel::MAX_GUESTS),
-        "guests",
-        format!("at most {}", engine::domain::hotel::MAX_GUESTS),
-    );
-    p.into_result(()).map_err(|e| ApiError::validation(e.errors))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct HotelResult {
-    pub id: ResourceId,
-    pub name: String,
-    /// The owner's reference, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    pub city: Option<String>,
-    pub room_types: Vec<RoomTypeAvailability>,
-}
-
 /// Hotels (optionally in a city) with, per room type, the rooms free for the whole stay and
 /// the stay's total price.
 #[utoipa::path(
@@ -518,62 +383,6 @@ pub struct HotelResult {
 #[get("/hotels/search")]
 async fn search_hotels(state: web::Data<AppState>, q: web::Query<HotelSearch>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(hotel_search(&state, q.into_inner()).await?))
-}
-
-/// The hotel search of `GET /hotels/search` (also the Telegram bot's).
-pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<HotelResult>, ApiError> {
-    check_city(&q.city)?;
-    check_stay_dates(q.check_in, q.check_out, q.guests)?;
-    let limit = pagination::limit(q.limit)?;
-    let filter = ResourceFilter {
-        kind: Some(ResourceKind::Hotel),
-        owner_id: None,
-        city: q.city,
-        reference: None,
-        after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
-        limit: limit + 1,
-    };
-    let mut rows =
-        state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
-    let (ci, co, guests) = (q.check_in, q.check_out, q.guests);
-    let ids: Vec<ResourceId> = rows.iter().map(|r| r.id).collect();
-    let avails = state.engine.read_many(&ids, move |s, now| s.hotel_availability(ci, co, guests, now)).await;
-    let mut items = Vec::with_capacity(rows.len());
-    for (r, avail) in rows.iter().zip(avails) {
-        // The dates are checked by each hotel (its own today and horizon): the first
-        // refusal is the answer for all.
-        let room_types = avail?.map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
-        items.push(HotelResult {
-            id: r.id,
-            name: r.name.clone(),
-            reference: r.reference.clone(),
-            city: r.city.clone(),
-            room_types,
-        });
-    }
-    Ok(Page { items, next_cursor: next })
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub cursor: Option<String>,
-    #[param(minimum = 1, maximum = 100, default = 20)]
-    pub limit: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EventResult {
-    pub id: ResourceId,
-    pub name: String,
-    /// The owner's reference, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    pub starts_at: Option<Timestamp>,
-    pub ends_at: Option<Timestamp>,
-    pub availability: Option<EventAvailability>,
 }
 
 /// Events with their remaining capacity (per category too).
@@ -594,44 +403,6 @@ async fn list_events(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Re
     Ok(HttpResponse::Ok().json(events_page(&state, &q).await?))
 }
 
-/// One page of events with their availability (`GET /events`, and the Telegram bot's list).
-pub async fn events_page(state: &AppState, q: &PageQuery) -> Result<Page<EventResult>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let filter = ResourceFilter {
-        kind: Some(ResourceKind::Event),
-        after: q.cursor.as_deref().map(pagination::parse_resource_cursor).transpose()?,
-        limit: limit + 1,
-        ..ResourceFilter::default()
-    };
-    let mut rows =
-        state.engine.store().list_resources(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let next = page_cut(&mut rows, limit).map(|r| r.id.to_string());
-    let ids: Vec<ResourceId> = rows.iter().map(|r| r.id).collect();
-    let reads = state
-        .engine
-        .read_many(&ids, |s, _| {
-            let times = match s.spec().kind {
-                KindSpec::Event(e) => (Some(e.starts_at), Some(e.ends_at)),
-                _ => (None, None),
-            };
-            (times, s.event_availability())
-        })
-        .await;
-    let mut items = Vec::with_capacity(rows.len());
-    for (r, res) in rows.iter().zip(reads) {
-        let ((starts_at, ends_at), availability) = res?;
-        items.push(EventResult {
-            id: r.id,
-            name: r.name.clone(),
-            reference: r.reference.clone(),
-            starts_at,
-            ends_at,
-            availability,
-        });
-    }
-    Ok(Page { items, next_cursor: next })
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -644,15 +415,6 @@ pub struct SlotQuery {
 pub struct SlotsView {
     pub date: Date,
     pub slots: Vec<SlotView>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SlotView {
-    pub starts_at: Timestamp,
-    pub ends_at: Timestamp,
-    /// Local start in the provider's zone, with its offset (tells apart the two 02:30 of a
-    /// fall-back night).
-    pub local_start: String,
 }
 
 /// Free appointment slots of a provider on a local date.
@@ -678,99 +440,6 @@ async fn slots(
     let date = q.date;
     let free = provider_slots(&state, ResourceId(*id), date).await?;
     Ok(HttpResponse::Ok().json(SlotsView { date, slots: free }))
-}
-
-/// The free slots of a provider on a local date (`GET /providers/{id}/slots`, and the bot's).
-pub async fn provider_slots(state: &AppState, id: ResourceId, date: Date) -> Result<Vec<SlotView>, ApiError> {
-    let out = state
-        .engine
-        .read(id, move |s, now| -> Result<Vec<SlotView>, engine::domain::error::DomainError> {
-            let free: Vec<Slot> = s.provider_free_slots(date, now)?;
-            let tz = match &s.kind() {
-                engine::domain::state::Kind::Provider(p) => p.time_zone().clone(),
-                _ => jiff::tz::TimeZone::UTC,
-            };
-            Ok(free
-                .into_iter()
-                .map(|sl| SlotView {
-                    starts_at: sl.starts_at,
-                    ends_at: sl.ends_at,
-                    local_start: sl.starts_at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-                })
-                .collect())
-        })
-        .await?
-        .map_err(|e| ApiError::from(engine::EngineError::Domain(e)))?;
-    Ok(out)
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct BookingListQuery {
-    /// Comma-separated statuses, e.g. `held,confirmed`.
-    #[param(
-        pattern = "^ *(held|confirmed|completed|released|expired|cancelled) *(, *(held|confirmed|completed|released|expired|cancelled) *)*$"
-    )]
-    pub status: Option<String>,
-    /// Created at or after.
-    pub from: Option<Timestamp>,
-    /// Created before.
-    pub to: Option<Timestamp>,
-    /// `upcoming`: the stay (until check-out time), event or appointment has not ended yet;
-    /// `past`: it has.
-    #[param(inline)]
-    pub when: Option<When>,
-    pub cursor: Option<String>,
-    #[param(minimum = 1, maximum = 100, default = 20)]
-    pub limit: Option<i64>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum When {
-    Upcoming,
-    Past,
-}
-
-pub fn parse_statuses(s: &Option<String>) -> Result<Vec<BookingStatus>, ApiError> {
-    let Some(s) = s else { return Ok(Vec::new()) };
-    s.split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(|x| {
-            BookingStatus::parse(x.trim()).ok_or_else(|| {
-                ApiError::field("status", "one or more of held, confirmed, completed, released, expired, cancelled")
-            })
-        })
-        .collect()
-}
-
-/// One page of bookings under `filter` (limit and cursor from the query).
-pub async fn booking_page(
-    state: &AppState,
-    mut filter: BookingFilter,
-    q: &BookingListQuery,
-) -> Result<Page<Booking>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    if let (Some(f), Some(t)) = (q.from, q.to)
-        && f >= t
-    {
-        return Err(ApiError::field("to", "must be after from"));
-    }
-    filter.statuses = parse_statuses(&q.status)?;
-    filter.created_from = q.from;
-    filter.created_to = q.to;
-    match q.when {
-        Some(When::Upcoming) => filter.ends_after = Some(state.engine.now()),
-        Some(When::Past) => filter.ended_by = Some(state.engine.now()),
-        None => {}
-    }
-    filter.before = q.cursor.as_deref().map(pagination::parse_booking_cursor).transpose()?;
-    filter.limit = limit + 1;
-    let mut rows =
-        state.engine.store().list_bookings(filter).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let next = page_cut(&mut rows, limit).map(|b| pagination::booking_cursor(b.created_at, b.id));
-    Ok(Page { items: rows, next_cursor: next })
 }
 
 /// The bookings of one resource, for its owner (or an admin).

@@ -1,8 +1,9 @@
 //! Waitlists: join when something is sold out, leave, accept or decline an offer.
 
+use crate::app::waitlist::{accept_offer, decline_offer, join_waitlist, resource_of};
 use crate::auth::{AuthUser, Customer};
 use crate::error::responses::*;
-use crate::error::{ApiError, Problem, in_body};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, JsonOrEmpty};
 use crate::routes::bookings::{ConfirmBody, idempotency_key};
 use crate::state::AppState;
@@ -73,22 +74,6 @@ async fn join(
     }
 }
 
-/// Puts a customer's wish on a resource's waitlist (`POST /waitlist` and the bot).
-pub async fn join_waitlist(
-    state: &AppState,
-    user: &AuthUser,
-    resource: ResourceId,
-    wish: Wish,
-    key: Option<String>,
-) -> Result<Outcome, ApiError> {
-    let entry_id = match key.as_deref() {
-        Some(k) => WaitlistEntryId(crate::routes::bookings::derived_id(user.id, k).0),
-        None => WaitlistEntryId::new_v7(),
-    };
-    let cmd = Command::JoinWaitlist { entry_id, user_id: user.id, wish, by: user.requester() };
-    state.engine.execute(resource, cmd, key).await.map_err(|e| in_body(e, "wish"))
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -126,16 +111,6 @@ async fn mine(state: web::Data<AppState>, user: AuthUser, q: web::Query<MineQuer
 
 /// The resource of a waitlist entry (404 if unknown). The engine itself refuses to act on
 /// another client's entry (also as "not found").
-async fn resource_of(state: &AppState, id: WaitlistEntryId) -> Result<ResourceId, ApiError> {
-    state
-        .engine
-        .store()
-        .locate_entry(id)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .ok_or_else(|| ApiError::not_found("waitlist entry"))
-}
-
 #[utoipa::path(
     tag = "waitlist",
     operation_id = "leave_waitlist",
@@ -207,19 +182,6 @@ async fn accept(
     Ok(outcome_json(accept_offer(&state, &user, WaitlistEntryId(*id), body.0.payment_ref, key).await?))
 }
 
-/// Accepts a waitlist offer (`POST /waitlist/{id}/accept` and the bot's Accept button).
-pub async fn accept_offer(
-    state: &AppState,
-    user: &AuthUser,
-    entry_id: WaitlistEntryId,
-    payment_ref: Option<String>,
-    key: Option<String>,
-) -> Result<Outcome, ApiError> {
-    let resource = resource_of(state, entry_id).await?;
-    let cmd = Command::AcceptOffer { entry_id, payment_ref, by: user.requester() };
-    Ok(state.engine.execute(resource, cmd, key).await?)
-}
-
 #[utoipa::path(
     tag = "waitlist",
     operation_id = "decline_offer",
@@ -249,16 +211,4 @@ async fn decline(
     let Customer(user) = caller;
     let key = idempotency_key(&req)?;
     Ok(outcome_json(decline_offer(&state, &user, WaitlistEntryId(*id), key).await?))
-}
-
-/// Declines a waitlist offer (`POST /waitlist/{id}/decline` and the bot's Decline button).
-pub async fn decline_offer(
-    state: &AppState,
-    user: &AuthUser,
-    entry_id: WaitlistEntryId,
-    key: Option<String>,
-) -> Result<Outcome, ApiError> {
-    let resource = resource_of(state, entry_id).await?;
-    let cmd = Command::DeclineOffer { entry_id, by: user.requester() };
-    Ok(state.engine.execute(resource, cmd, key).await?)
 }

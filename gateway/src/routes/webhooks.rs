@@ -4,12 +4,12 @@
 //! notifier (`bots::webhook`). Owners and admins only (clients get 403); someone else's
 //! endpoint answers 404. PostgreSQL only (501 `delivery_disabled` otherwise).
 
+use crate::app::access::require_owner;
 use crate::auth::Staff;
 use crate::error::responses::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::pagination::{self, Page};
-use crate::routes::resources::require_owner;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
