@@ -110,6 +110,9 @@ pub struct ResourceActor {
 }
 
 impl ResourceActor {
+    // The actor's wiring, each part from a different owner (engine, registry, creator):
+    // bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ResourceId,
         store: Arc<dyn Store>,

@@ -101,7 +101,9 @@ impl Committers {
             if !sent {
                 return Err(StoreError::Unavailable("the shard's committer has stopped".into()));
             }
-            answer.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the committer stopped before answering".into())))
+            answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("the committer stopped before answering".into())))
         }
     }
 }

@@ -1,4 +1,6 @@
 //! Test support (feature `test-support`): a fresh PostgreSQL database per test.
+// Test support: a database that cannot be created is the test's failure, said at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// Base URL of the test server (no database name). Tests use the machine's real Postgres.
 pub fn pg_base() -> String {

@@ -3,8 +3,8 @@
 //! database that matters.
 
 use crate::accounts::Role;
-use crate::error::ApiError;
 use crate::app::accounts::create_account;
+use crate::error::ApiError;
 use crate::state::AppState;
 use engine::fixtures;
 

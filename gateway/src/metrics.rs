@@ -21,9 +21,7 @@ pub fn handle() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full("engine_commit_batch_size".into()), BATCH_BUCKETS)
-                })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("engine_commit_batch_size".into()), BATCH_BUCKETS))
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full("engine_merged_commit_resources".into()), BATCH_BUCKETS)
                 });

@@ -92,10 +92,10 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
     };
     for item in api.paths.paths.values_mut() {
-        if let Some(op) = item.get.as_mut() {
-            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
-                ensure(op, "400", "BadRequest");
-            }
+        if let Some(op) = item.get.as_mut()
+            && op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+        {
+            ensure(op, "400", "BadRequest");
         }
         for op in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
             if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {

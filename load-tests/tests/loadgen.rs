@@ -2,6 +2,9 @@
 //! briefly as a user would run it (the binary, `--json`), must book what the scenario books,
 //! and must end with the invariant check's PASS. And the check must be able to say FAIL.
 //! ingest-gen (seed 000's feed generator) runs here too, against the same kind of server.
+// A test's helpers unwrap like its #[test] fns (clippy.toml allows those): a failed
+// expectation is the test's answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use engine::testing::TestDb;
 use gateway::configuration::{Secret, Settings};

@@ -335,10 +335,13 @@ async fn references_are_unique_per_owner(store: Arc<dyn Store>) {
         spec.reference = Some(r.into());
         spec
     };
-    let first = Res::create(store, ResourceId::new_v7(), with_ref(fixtures::hotel(o1, "Ref A", "Oslo", 1, 1), "0")).await;
+    let first =
+        Res::create(store, ResourceId::new_v7(), with_ref(fixtures::hotel(o1, "Ref A", "Oslo", 1, 1), "0")).await;
     let again = try_create(store, with_ref(fixtures::provider(o1, "Ref B"), "0")).await;
     assert!(matches!(again, Err(StoreError::Conflict)), "o1's second \"0\": {again:?}");
-    try_create(store, with_ref(fixtures::hotel(o2, "Ref C", "Oslo", 1, 1), "0")).await.expect("o2 may call a hotel \"0\"");
+    try_create(store, with_ref(fixtures::hotel(o2, "Ref C", "Oslo", 1, 1), "0"))
+        .await
+        .expect("o2 may call a hotel \"0\"");
     try_create(store, fixtures::hotel(o1, "Ref D", "Oslo", 1, 1)).await.expect("no reference");
     try_create(store, fixtures::hotel(o1, "Ref E", "Oslo", 1, 1)).await.expect("many without a reference");
 
@@ -1305,7 +1308,9 @@ async fn merged_commits(store: Arc<dyn Store>) {
     let owner = UserId::new_v7();
     let mut res = Vec::new();
     for i in 0..60 {
-        res.push(Res::create(store, ResourceId::new_v7(), fixtures::event(owner, &format!("Merged {i}"), 10, t0())).await);
+        res.push(
+            Res::create(store, ResourceId::new_v7(), fixtures::event(owner, &format!("Merged {i}"), 10, t0())).await,
+        );
     }
     for round in 0..2 {
         let now = at(10 + round);
@@ -1324,7 +1329,8 @@ async fn merged_commits(store: Arc<dyn Store>) {
         // A second batch for resource 0 in the same commit, and a create of an existing id.
         let dup = CommitBatch { changes: Vec::new(), ..batches[0].clone() };
         batches.push(dup);
-        let mut recreate = ResourceState::create(res[1].state.id(), fixtures::event(owner, "Again", 10, t0())).expect("valid");
+        let mut recreate =
+            ResourceState::create(res[1].state.id(), fixtures::event(owner, "Again", 10, t0())).expect("valid");
         batches.push(CommitBatch {
             resource_id: recreate.id(),
             kind: recreate.kind().kind(),
@@ -1361,7 +1367,10 @@ async fn merged_commits(store: Arc<dyn Store>) {
         }
     }
     // Every resource's stored version and counters are its own: round by round, refused or not.
-    let listed = store.list_resources(ResourceFilter { limit: 1000, owner_id: Some(owner), ..Default::default() }).await.expect("list");
+    let listed = store
+        .list_resources(ResourceFilter { limit: 1000, owner_id: Some(owner), ..Default::default() })
+        .await
+        .expect("list");
     for r in &res {
         let l = listed.iter().find(|s| s.id == r.state.id()).expect("listed");
         assert_eq!(l.version, r.version, "{}", l.name);

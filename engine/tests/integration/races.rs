@@ -242,7 +242,9 @@ async fn two_hundred_events_under_two_committers_with_fence_conflicts_on_some() 
     let owner = UserId::new_v7();
     let mut events = Vec::new();
     for i in 0..200 {
-        events.push(engine.create(fixtures::event(owner, &format!("Spread {i}"), 5, engine.now())).await.expect("create"));
+        events.push(
+            engine.create(fixtures::event(owner, &format!("Spread {i}"), 5, engine.now())).await.expect("create"),
+        );
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let bumped = Arc::new(std::sync::atomic::AtomicUsize::new(0));

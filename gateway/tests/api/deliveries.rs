@@ -113,7 +113,7 @@ async fn a_booking_made_over_http_arrives_as_an_email_with_its_calendar() {
 
     // The hold's email comes first; the confirmation is the one this test reads.
     let mail = eventually("the confirmation email", async || {
-        let parsed = mails
+        mails
             .lock()
             .expect("lock")
             .iter()
@@ -123,8 +123,7 @@ async fn a_booking_made_over_http_arrives_as_an_email_with_its_calendar() {
                     .and_then(|p| p.subject().map(|s| s.starts_with("Booking confirmed")))
                     == Some(true)
             })
-            .cloned();
-        parsed
+            .cloned()
     })
     .await;
     assert_eq!(mail.rcpt, std::slice::from_ref(&email));

@@ -1,4 +1,7 @@
 //! The gateway's integration tests: the real app on port 0, a fresh database per test.
+// A test's helpers unwrap like its #[test] fns (clippy.toml allows those): a failed
+// expectation is the test's answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
 mod auth;

@@ -82,14 +82,17 @@ async fn a_reference_is_unique_per_owner_shown_everywhere_and_stored() {
     assert_eq!(v["errors"][0]["field"], "reference");
     assert_eq!(resources_of(&app, &owner).await.len(), 1, "a refused create made nothing");
     let second = create(&app, &owner, hotel_body("Ref One", Some("1"))).await;
-    let (st, v) = app.put(&format!("/api/v1/resources/{second}"), Some(&owner.token), hotel_body("Ref One", Some("0"))).await;
+    let (st, v) =
+        app.put(&format!("/api/v1/resources/{second}"), Some(&owner.token), hotel_body("Ref One", Some("0"))).await;
     assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "reference_taken"), "{v}");
     let (_, still) = app.get(&format!("/api/v1/resources/{second}"), None).await;
     assert_eq!(still["reference"], "1", "a refused update changed nothing");
     // Keeping its own reference on update is no conflict; a PUT without one clears it.
-    let (st, v) = app.put(&format!("/api/v1/resources/{h}"), Some(&owner.token), hotel_body("Ref Zero", Some("0"))).await;
+    let (st, v) =
+        app.put(&format!("/api/v1/resources/{h}"), Some(&owner.token), hotel_body("Ref Zero", Some("0"))).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, v) = app.put(&format!("/api/v1/resources/{second}"), Some(&owner.token), hotel_body("Ref One", None)).await;
+    let (st, v) =
+        app.put(&format!("/api/v1/resources/{second}"), Some(&owner.token), hotel_body("Ref One", None)).await;
     assert_eq!((st, v.get("reference")), (StatusCode::OK, None), "{v}");
 
     // Another owner may use it; an admin creating for that owner is checked against theirs.
@@ -130,19 +133,23 @@ async fn the_feed_and_the_dashboard_take_a_reference_among_the_callers_own_hotel
     assert_eq!(b["resource_id"], mine.as_str(), "{b}");
     // The same event with the hotel as a string or as its id is the same event: a replay.
     for same in [json!("0"), json!(mine)] {
-        let (_, v) =
-            app.post("/api/v1/ingest", Some(&owner.token), feed(same.clone(), "2028-01-10 09:00:00", 101, "2028-02-29")).await;
+        let (_, v) = app
+            .post("/api/v1/ingest", Some(&owner.token), feed(same.clone(), "2028-01-10 09:00:00", 101, "2028-02-29"))
+            .await;
         assert_eq!(first_result(&v), ("booked".to_owned(), booking.clone()), "{same}: {v}");
     }
     // A reference the sender has no hotel under is an unknown hotel.
-    let (_, v) =
-        app.post("/api/v1/ingest", Some(&owner.token), feed(json!("berlin-1"), "2028-01-10 09:00:01", 101, "2028-03-01")).await;
+    let (_, v) = app
+        .post("/api/v1/ingest", Some(&owner.token), feed(json!("berlin-1"), "2028-01-10 09:00:01", 101, "2028-03-01"))
+        .await;
     assert_eq!(first_result(&v).0, "resource_not_found", "{v}");
     // An integration key acts as its owner: its "0" is the owner's.
-    let (st, v) = app.post("/api/v1/me/integration-keys", Some(&owner.token), json!({"name": "CM", "hotel_ids": [mine]})).await;
+    let (st, v) =
+        app.post("/api/v1/me/integration-keys", Some(&owner.token), json!({"name": "CM", "hotel_ids": [mine]})).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let key = v["key"].as_str().expect("key").to_owned();
-    let (_, v) = app.post("/api/v1/ingest", Some(&key), feed(json!(0), "2028-01-11T09:00:00Z", 102, "2028-03-01")).await;
+    let (_, v) =
+        app.post("/api/v1/ingest", Some(&key), feed(json!(0), "2028-01-11T09:00:00Z", 102, "2028-03-01")).await;
     assert_eq!(first_result(&v).0, "booked", "{v}");
     // The other owner's "0" is theirs.
     let (_, v) =
@@ -169,7 +176,8 @@ async fn the_feed_and_the_dashboard_take_a_reference_among_the_callers_own_hotel
     assert_eq!(by_ref.as_object().map(|o| o.len()), Some(12));
     let (_, by_id) = dash(&owner, format!("hotel_id={mine}&period=month&year=2028")).await;
     assert_eq!(by_id, by_ref);
-    let (_, seeded) = app.get(&format!("/api/v1/resources/{mine}/dashboard?period=month&year=2028"), Some(&owner.token)).await;
+    let (_, seeded) =
+        app.get(&format!("/api/v1/resources/{mine}/dashboard?period=month&year=2028"), Some(&owner.token)).await;
     assert_eq!(seeded, by_ref, "the same answer as the per-resource route");
     let (_, days) = dash(&owner, "hotel_id=0&year=2028".into()).await;
     assert_eq!((days.as_object().map(|o| o.len()), days["2028-02-29"].as_i64()), (Some(366), Some(1)));
@@ -194,7 +202,8 @@ async fn the_feed_and_the_dashboard_take_a_reference_among_the_callers_own_hotel
     // Every bad parameter is named at once.
     let (st, v) = dash(&owner, "hotel_id=a%20b&year=1999&period=week".into()).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let fields: Vec<&str> = v["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    let fields: Vec<&str> =
+        v["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["hotel_id", "year", "period"], "{v}");
     let (st, v) = dash(&owner, "year=2028".into()).await;
     assert_eq!((st, v["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hotel_id")), "{v}");

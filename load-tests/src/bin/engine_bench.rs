@@ -233,10 +233,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         println!("{v}");
     } else {
         let load = if ids.len() == 1 { "one hot event".to_owned() } else { format!("{} events, uniform", ids.len()) };
-        println!(
-            "engine, {load}, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})",
-            args.clients
-        );
+        println!("engine, {load}, {} clients, {elapsed:.1} s (synchronous_commit={sync}, fsync={fsync})", args.clients);
         println!("  bookings/s        {rate:.0}");
         println!(
             "  latency ms        p50 {:.2}  p99 {:.2}  max {:.2}",

@@ -19,10 +19,10 @@
 use super::{PgStore, corrupt, db_err, write_kind_spec};
 use crate::domain::booking::{Booking, BookingItem, Requester, Transition};
 use crate::domain::command::{Change, IdempotencyRecord, Notification};
+use crate::domain::ids::BookingId;
 use crate::domain::spec::{ResourceKind, ResourceSpec};
 use crate::domain::stats::DayStats;
 use crate::domain::waitlist::WaitlistEntry;
-use crate::domain::ids::BookingId;
 use crate::store::{CommitBatch, StoreError};
 use futures::future::try_join_all;
 use jiff::Timestamp;
@@ -144,7 +144,6 @@ impl BookingCols {
     }
 }
 
-
 /// Bookings created in this batch are plain inserts: binary COPY is the cheapest way in.
 const COPY_BOOKINGS: &str = "COPY bookings (id, resource_id, item_kind, user_id, status, room_type_id, room_id,
     check_in, check_out, guests, category_id, quantity, starts_at, ends_at, amount_minor, currency,
@@ -176,7 +175,10 @@ const COPY_BOOKINGS_TYPES: [Type; 23] = [
     Type::TIMESTAMPTZ,
 ];
 
-async fn copy_new_bookings(tx: &deadpool_postgres::Transaction<'_>, rows: &[(Uuid, &Booking)]) -> Result<(), StoreError> {
+async fn copy_new_bookings(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[(Uuid, &Booking)],
+) -> Result<(), StoreError> {
     let sink = tx.copy_in(COPY_BOOKINGS).await.map_err(db_err)?;
     let mut w = pin!(BinaryCopyInWriter::new(sink, &COPY_BOOKINGS_TYPES));
     for (rid, b) in rows {
@@ -234,7 +236,10 @@ async fn copy_history(tx: &deadpool_postgres::Transaction<'_>, rows: &[(Uuid, &T
     Ok(())
 }
 
-async fn copy_outbox(tx: &deadpool_postgres::Transaction<'_>, rows: &[(Uuid, &Notification)]) -> Result<(), StoreError> {
+async fn copy_outbox(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[(Uuid, &Notification)],
+) -> Result<(), StoreError> {
     let sink = tx
         .copy_in(
             "COPY outbox (resource_id, kind, user_id, booking_id, entry_id, created_at) FROM STDIN (FORMAT binary)",
@@ -517,7 +522,8 @@ async fn write_rows(tx: &deadpool_postgres::Transaction<'_>, rows: &Rows<'_>) ->
     }
     if !e_id.is_empty() {
         let stmt = tx.prepare_cached(UPSERT_WAITLIST).await.map_err(db_err)?;
-        let (a, b, c, d, e, f, g, h, i, j) = (&e_rid, &e_id, &e_usr, &e_wish, &e_status, &e_pos, &e_ob, &e_oe, &e_j, &e_upd);
+        let (a, b, c, d, e, f, g, h, i, j) =
+            (&e_rid, &e_id, &e_usr, &e_wish, &e_status, &e_pos, &e_ob, &e_oe, &e_j, &e_upd);
         statements.push(Box::pin(async move { tx.execute(&stmt, &[a, b, c, d, e, f, g, h, i, j]).await }));
     }
     if !i_rid.is_empty() {
@@ -570,7 +576,8 @@ pub(super) async fn commit_many(
         if stored[i].is_none() || b.expected_version != 0 || last_spec(b).is_some() {
             continue;
         }
-        let exists = tx.query_opt("SELECT 1 FROM resources WHERE id = $1", &[&b.resource_id.0]).await.map_err(db_err)?;
+        let exists =
+            tx.query_opt("SELECT 1 FROM resources WHERE id = $1", &[&b.resource_id.0]).await.map_err(db_err)?;
         results[i] = Some(Err(if exists.is_some() {
             StoreError::Conflict
         } else {
@@ -613,7 +620,8 @@ pub(super) async fn commit_many(
     let updates: Vec<usize> =
         (0..batches.len()).filter(|&i| stored[i].is_some() && batches[i].expected_version > 0).collect();
     if !updates.is_empty() {
-        let pick = |f: fn(&Stored) -> i64| updates.iter().filter_map(|&i| stored[i].as_ref().map(f)).collect::<Vec<i64>>();
+        let pick =
+            |f: fn(&Stored) -> i64| updates.iter().filter_map(|&i| stored[i].as_ref().map(f)).collect::<Vec<i64>>();
         let ids: Vec<Uuid> = updates.iter().map(|&i| batches[i].resource_id.0).collect();
         let versions: Vec<i64> = updates.iter().map(|&i| batches[i].expected_version).collect();
         let at: Vec<Timestamp> = updates.iter().map(|&i| batches[i].at).collect();
@@ -663,9 +671,5 @@ pub(super) async fn commit_many(
     write_rows(&tx, &rows).await?;
     tx.commit().await.map_err(db_err)?;
 
-    Ok(batches
-        .iter()
-        .zip(results)
-        .map(|(b, r)| r.unwrap_or(Ok(b.expected_version + 1)))
-        .collect())
+    Ok(batches.iter().zip(results).map(|(b, r)| r.unwrap_or(Ok(b.expected_version + 1))).collect())
 }
