@@ -424,12 +424,7 @@ impl HotelInventory {
         guests: Option<u16>,
         now: Timestamp,
     ) -> Result<Vec<RoomTypeAvailability>, DomainError> {
-        let mut p = Problems::default();
-        if guests == Some(0) {
-            p.push("guests", "must be at least 1");
-        }
-        let nights = check_dates(check_in, check_out, &mut p);
-        p.into_result(())?;
+        let nights = check_stay_query(check_in, check_out, guests)?;
         self.check_window(check_in, now)?;
         let nights_range = NightRange::of(check_in, check_out);
         let mut out = Vec::with_capacity(self.spec.room_types.len());
@@ -583,6 +578,19 @@ impl HotelInventory {
 
 fn parse_zone(name: &str) -> Result<TimeZone, SpecError> {
     TimeZone::get(name).map_err(|_| SpecError::new("time_zone", "must be a known IANA time zone name"))
+}
+
+/// The one check of a stay as asked for (a search, or availability before any room type is
+/// named): the dates in order, the stay's length, and the guests between 1 and [`MAX_GUESTS`].
+/// Each hotel then applies its own today and horizon, and a booking its room type's capacity.
+/// Returns the nights.
+pub fn check_stay_query(check_in: Date, check_out: Date, guests: Option<u16>) -> Result<i64, DomainError> {
+    let mut p = Problems::default();
+    if let Some(g) = guests {
+        p.check((1..=MAX_GUESTS).contains(&g), "guests", format!("must be between 1 and {MAX_GUESTS}"));
+    }
+    let nights = check_dates(check_in, check_out, &mut p);
+    p.into_result(nights).map_err(DomainError::Validation)
 }
 
 /// Checks `check_out > check_in` and the stay length; returns the nights (0 if invalid).
@@ -1180,6 +1188,29 @@ mod tests {
         assert_eq!(fields(&e), vec!["guests"]);
         assert_eq!(h.availability(d("2025-03-09"), d("2025-03-14"), None, now()), Err(DomainError::TooSoon));
         assert_eq!(h.availability(d("2026-03-11"), d("2026-03-14"), None, now()), Err(DomainError::TooFarAhead));
+        // More guests than any room of any hotel takes: refused before the hotel is asked.
+        let e = h.availability(d("2025-03-13"), d("2025-03-14"), Some(MAX_GUESTS + 1), now()).expect_err("crowd");
+        assert_eq!(fields(&e), vec!["guests"]);
+    }
+
+    /// The search asks this very check before any hotel (no second copy in the gateway): every
+    /// bad field at once, the nights when good.
+    #[test]
+    fn a_stay_query_is_checked_in_one_place_with_every_bad_field() {
+        assert_eq!(check_stay_query(d("2025-03-13"), d("2025-03-16"), Some(2)), Ok(3));
+        assert_eq!(check_stay_query(d("2025-03-13"), d("2025-03-14"), None), Ok(1));
+        for (ci, co, guests, want) in [
+            ("2025-03-13", "2025-03-13", None, vec!["check_out"]),
+            ("2025-03-14", "2025-03-13", Some(1), vec!["check_out"]),
+            ("2025-03-13", "2026-03-14", None, vec!["check_out"]),
+            ("2025-03-13", "2025-03-14", Some(0), vec!["guests"]),
+            ("2025-03-13", "2025-03-13", Some(MAX_GUESTS + 1), vec!["guests", "check_out"]),
+        ] {
+            let e = check_stay_query(d(ci), d(co), guests).expect_err("refused");
+            assert_eq!(fields(&e), want, "{ci}..{co} with {guests:?}");
+        }
+        let longest = d("2025-03-13").checked_add(jiff::Span::new().days(MAX_STAY_NIGHTS)).expect("date");
+        assert_eq!(check_stay_query(d("2025-03-13"), longest, None), Ok(i64::from(MAX_STAY_NIGHTS)));
     }
 
     // --- retake ---

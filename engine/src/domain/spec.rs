@@ -15,6 +15,10 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Holds longer than a day are reservations in disguise; offers get up to a week.
 pub const MAX_HOLD_TTL_SECS: u32 = 86_400;
 pub const MAX_OFFER_TTL_SECS: u32 = 7 * 86_400;
+/// What a resource gets when its owner names no TTL: a quarter of an hour to pay for a hold,
+/// an hour to answer a waitlist offer.
+pub const DEFAULT_HOLD_TTL_SECS: u32 = 900;
+pub const DEFAULT_OFFER_TTL_SECS: u32 = 3_600;
 /// An owner's reference: short enough for a channel manager's id field and a URL query.
 pub const MAX_REFERENCE_CHARS: usize = 64;
 

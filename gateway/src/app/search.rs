@@ -42,26 +42,6 @@ pub struct HotelSearch {
     pub limit: Option<i64>,
 }
 
-/// Checks a searched stay before asking any hotel: the range, its length and the guests. Each
-/// hotel then applies its own today and horizon.
-fn check_stay_dates(check_in: Date, check_out: Date, guests: Option<u16>) -> Result<(), AppError> {
-    let mut p = engine::domain::error::Problems::default();
-    let nights = check_in.until(check_out).map(|s| s.get_days()).unwrap_or(0);
-    p.check(check_out > check_in, "check_out", "must be after check_in");
-    p.check(
-        nights <= engine::domain::hotel::MAX_STAY_NIGHTS,
-        "check_out",
-        format!("a stay is at most {} nights", engine::domain::hotel::MAX_STAY_NIGHTS),
-    );
-    p.check(guests != Some(0), "guests", "must be at least 1");
-    p.check(
-        guests.is_none_or(|g| g <= engine::domain::hotel::MAX_GUESTS),
-        "guests",
-        format!("at most {}", engine::domain::hotel::MAX_GUESTS),
-    );
-    p.into_result(()).map_err(|e| AppError::validation(e.errors))
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HotelResult {
     pub id: ResourceId,
@@ -76,7 +56,9 @@ pub struct HotelResult {
 /// The hotel search of `GET /hotels/search` (also the Telegram bot's).
 pub async fn hotel_search(state: &AppState, q: HotelSearch) -> Result<Page<HotelResult>, AppError> {
     check_city(&q.city)?;
-    check_stay_dates(q.check_in, q.check_out, q.guests)?;
+    // The domain's one check of a stay query, once before asking any hotel (each then applies
+    // its own today and horizon).
+    engine::domain::hotel::check_stay_query(q.check_in, q.check_out, q.guests)?;
     let limit = pagination::limit(q.limit)?;
     let filter = ResourceFilter {
         kind: Some(ResourceKind::Hotel),

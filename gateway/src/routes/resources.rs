@@ -35,11 +35,13 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(resource_bookings);
 }
 
+// The defaults are the domain's (`engine::domain::spec`); the OpenAPI `default` below says the
+// same numbers, and gateway/tests/api/openapi.rs ties them to the constants.
 fn default_hold_ttl() -> u32 {
-    900
+    engine::domain::spec::DEFAULT_HOLD_TTL_SECS
 }
 fn default_offer_ttl() -> u32 {
-    3_600
+    engine::domain::spec::DEFAULT_OFFER_TTL_SECS
 }
 
 /// What an owner declares. `kind` holds the hotel, event or provider specification, tagged by

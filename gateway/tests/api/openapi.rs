@@ -413,6 +413,8 @@ async fn the_limits_the_server_enforces_are_declared_with_its_numbers() {
         ("ResourceInput", "name", "minLength", json!(1)),
         ("ResourceInput", "hold_ttl_secs", "maximum", u(rspec::MAX_HOLD_TTL_SECS)),
         ("ResourceInput", "hold_ttl_secs", "minimum", json!(1)),
+        ("ResourceInput", "hold_ttl_secs", "default", u(rspec::DEFAULT_HOLD_TTL_SECS)),
+        ("ResourceInput", "offer_ttl_secs", "default", u(rspec::DEFAULT_OFFER_TTL_SECS)),
         ("ResourceInput", "offer_ttl_secs", "maximum", u(rspec::MAX_OFFER_TTL_SECS)),
         ("ResourceInput", "reference", "maxLength", n(rspec::MAX_REFERENCE_CHARS)),
         ("RegisterBody", "password", "minLength", n(gateway::auth::MIN_PASSWORD_CHARS)),
