@@ -238,6 +238,7 @@ mod tests {
             DomainError::IdempotencyKeyReused,
             DomainError::PaymentRequired,
             DomainError::conflicts("x"),
+            DomainError::Forbidden { detail: "an owner cannot book".into() },
         ];
         for d in samples {
             let code = d.code();

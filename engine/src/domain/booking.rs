@@ -149,6 +149,14 @@ impl Requester {
             _ => true,
         }
     }
+    /// Who books and changes bookings as a customer: a client (for themself), an admin acting
+    /// for clients, the engine. An owner manages the resource and never books at it (a stay
+    /// sold elsewhere arrives through the channel feed, `Command::Ingest`); owners still
+    /// confirm a hold whose payment they took on site, and release or cancel bookings of
+    /// their resources.
+    pub fn may_book(&self) -> bool {
+        !matches!(self, Requester::Owner(_))
+    }
     pub fn as_label(&self) -> String {
         match self {
             Requester::Client(u) => format!("client:{u}"),

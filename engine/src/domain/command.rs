@@ -141,6 +141,27 @@ impl Command {
             Command::Tick => Requester::System,
         }
     }
+
+    /// What a customer does with this command ("book", "join a waitlist"), or `None` for the
+    /// commands of staff and of the engine. Only customers issue these (see
+    /// [`Requester::may_book`]); the refusal names the act.
+    pub fn customer_action(&self) -> Option<&'static str> {
+        match self {
+            Command::Hold { .. } => Some("book"),
+            Command::Reschedule { .. } => Some("move a booking"),
+            Command::JoinWaitlist { .. } => Some("join a waitlist"),
+            Command::LeaveWaitlist { .. } => Some("leave a waitlist"),
+            Command::AcceptOffer { .. } => Some("accept a waitlist offer"),
+            Command::DeclineOffer { .. } => Some("decline a waitlist offer"),
+            Command::Confirm { .. }
+            | Command::Release { .. }
+            | Command::Cancel { .. }
+            | Command::RecordRefund { .. }
+            | Command::UpdateSpec { .. }
+            | Command::Ingest { .. }
+            | Command::Tick => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -122,6 +122,10 @@ pub enum DomainError {
     /// taken on site.
     #[error("this booking has a price: it is confirmed by paying for it, not by a confirm request")]
     PaymentRequired,
+    /// A customer's act asked by someone who is not a customer (an owner holding at their own
+    /// resource): see `Requester::may_book`.
+    #[error("{detail}")]
+    Forbidden { detail: String },
 }
 
 impl DomainError {
@@ -157,6 +161,7 @@ impl DomainError {
             ConflictsWithBookings { .. } => "conflicts_with_bookings",
             IdempotencyKeyReused => "idempotency_key_reused",
             PaymentRequired => "payment_required",
+            Forbidden { .. } => "forbidden",
         }
     }
 

@@ -586,10 +586,11 @@ fn parse_zone(name: &str) -> Result<TimeZone, SpecError> {
 /// Returns the nights.
 pub fn check_stay_query(check_in: Date, check_out: Date, guests: Option<u16>) -> Result<i64, DomainError> {
     let mut p = Problems::default();
+    // The dates first, then the guests: the order fields are reported in.
+    let nights = check_dates(check_in, check_out, &mut p);
     if let Some(g) = guests {
         p.check((1..=MAX_GUESTS).contains(&g), "guests", format!("must be between 1 and {MAX_GUESTS}"));
     }
-    let nights = check_dates(check_in, check_out, &mut p);
     p.into_result(nights).map_err(DomainError::Validation)
 }
 
@@ -1204,7 +1205,7 @@ mod tests {
             ("2025-03-14", "2025-03-13", Some(1), vec!["check_out"]),
             ("2025-03-13", "2026-03-14", None, vec!["check_out"]),
             ("2025-03-13", "2025-03-14", Some(0), vec!["guests"]),
-            ("2025-03-13", "2025-03-13", Some(MAX_GUESTS + 1), vec!["guests", "check_out"]),
+            ("2025-03-13", "2025-03-13", Some(MAX_GUESTS + 1), vec!["check_out", "guests"]),
         ] {
             let e = check_stay_query(d(ci), d(co), guests).expect_err("refused");
             assert_eq!(fields(&e), want, "{ci}..{co} with {guests:?}");

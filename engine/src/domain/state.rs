@@ -431,6 +431,12 @@ impl ResourceState {
     }
 
     fn decide(&mut self, cmd: Command, key: Option<&str>, now: Timestamp) -> Result<Outcome, DomainError> {
+        // The role rule, before anything about the request: whatever face sent it.
+        if let Some(action) = cmd.customer_action()
+            && !cmd.requester().may_book()
+        {
+            return Err(DomainError::Forbidden { detail: format!("an owner cannot {action}") });
+        }
         match cmd {
             Command::Hold { booking_id, user_id, request, confirm, by } => {
                 self.hold(booking_id, user_id, request, confirm, by, key, now)

@@ -945,14 +945,17 @@ fn a_client_cannot_hold_or_join_for_another_user() {
     }
     assert!(fx.s.booking(bid(1)).is_none());
     assert!(fx.changes().is_empty());
-    // The owner may book for anybody.
-    fx.ok(Command::Hold {
+    // An admin may book for anybody; the owner books for nobody (a customer's act).
+    let by_owner = Command::Hold {
         booking_id: bid(1),
         user_id: alice(),
         request: tickets(1),
         confirm: false,
         by: Requester::Owner(owner()),
-    });
+    };
+    assert_eq!(fx.err(by_owner).code(), "forbidden");
+    assert!(fx.changes().is_empty());
+    fx.ok(Command::Hold { booking_id: bid(1), user_id: alice(), request: tickets(1), confirm: false, by: admin() });
     let cmd = Command::JoinWaitlist { entry_id: eid(1), user_id: alice(), wish: ticket_wish(1), by: client(bob()) };
     match fx.err(cmd) {
         DomainError::Validation(e) => assert_eq!(e.errors[0].field, "user_id"),
@@ -1353,14 +1356,9 @@ fn offered_capacity_cannot_be_taken_by_anyone_else() {
     fx.ok(release(bid(1), alice()));
     assert_eq!(fx.err(hold(bid(2), carol(), tickets(1))), DomainError::SoldOut);
     assert_eq!(fx.err(hold(bid(3), alice(), tickets(1))), DomainError::SoldOut);
-    let by_owner = Command::Hold {
-        booking_id: bid(4),
-        user_id: dave(),
-        request: tickets(1),
-        confirm: true,
-        by: Requester::Owner(owner()),
-    };
-    assert_eq!(fx.err(by_owner), DomainError::SoldOut);
+    let by_admin =
+        Command::Hold { booking_id: bid(4), user_id: dave(), request: tickets(1), confirm: true, by: admin() };
+    assert_eq!(fx.err(by_admin), DomainError::SoldOut);
     // Offered capacity is not "available now": others may still join the queue for it.
     let e = entry_of(fx.ok(join(eid(2), carol(), ticket_wish(1))));
     assert_eq!(e.status, WaitlistStatus::Waiting);
@@ -1635,14 +1633,9 @@ fn idempotency_keys_of_different_requesters_do_not_collide() {
     let mut fx = Fx::new(event_spec(3));
     fx.keyed(hold(bid(1), alice(), tickets(1)), "same").expect("alice");
     fx.keyed(hold(bid(2), bob(), tickets(1)), "same").expect("bob");
-    let by_owner = Command::Hold {
-        booking_id: bid(3),
-        user_id: alice(),
-        request: tickets(1),
-        confirm: false,
-        by: Requester::Owner(owner()),
-    };
-    fx.keyed(by_owner, "same").expect("owner");
+    let by_admin =
+        Command::Hold { booking_id: bid(3), user_id: alice(), request: tickets(1), confirm: false, by: admin() };
+    fx.keyed(by_admin, "same").expect("admin");
     assert_eq!(fx.s.counters().held_bookings, 3);
     let recs: Vec<IdempotencyRecord> =
         fx.changes().into_iter().filter_map(|c| if let Change::Idempotency(r) = c { Some(*r) } else { None }).collect();
@@ -1909,6 +1902,7 @@ fn a_hold_cannot_take_the_id_of_a_waiting_entry() {
 /// Every code `DomainError::code` may return; a client switches on these.
 const KNOWN_CODES: &[&str] = &[
     "payment_required",
+    "forbidden",
     "validation_failed",
     "wrong_resource_kind",
     "sold_out",
@@ -2760,6 +2754,20 @@ impl Run {
     fn expect(&self, cmd: &Command, pre: &Snap) -> Option<Expect> {
         use BookingStatus::*;
         let visible = |id: &BookingId, by: &Requester| pre.bookings.get(id).filter(|b| by.may_act_for(b.user_id));
+        // The role rule comes first: an owner is refused every customer command, whatever else
+        // is wrong with it (modelled independently of `customer_action`).
+        let customer_command = matches!(
+            cmd,
+            Command::Hold { .. }
+                | Command::Reschedule { .. }
+                | Command::JoinWaitlist { .. }
+                | Command::LeaveWaitlist { .. }
+                | Command::AcceptOffer { .. }
+                | Command::DeclineOffer { .. }
+        );
+        if customer_command && matches!(cmd.requester(), Requester::Owner(_)) {
+            return Some(Expect::Err("forbidden"));
+        }
         Some(match cmd {
             Command::Hold { booking_id, user_id, by, .. } => {
                 if !by.may_act_for(*user_id) || pre.bookings.contains_key(booking_id) {
@@ -3587,6 +3595,75 @@ proptest! {
     #[test]
     fn random_provider_sequences_keep_every_invariant(steps in steps_strategy(), split in 0usize..90) {
         run(K::Provider, &steps, split);
+    }
+}
+
+/// Every command an owner might send, with arbitrary ids, request and key: the role rule in
+/// one property.
+fn any_command_by(by: Requester) -> impl Strategy<Value = (Command, Option<String>)> {
+    let (b, e, u) = (any::<u8>(), any::<u8>(), any::<u8>());
+    let cmd = (0u8..13, b, e, u, 1u32..4, any::<bool>()).prop_map(move |(which, b, e, u, q, flag)| {
+        let (booking_id, entry_id) = (bid(u128::from(b % 4) + 1), eid(u128::from(e % 4) + 1));
+        let user_id = users()[usize::from(u) % users().len()];
+        match which {
+            0 => Command::Hold { booking_id, user_id, request: tickets(q), confirm: flag, by },
+            1 => Command::Confirm { booking_id, payment_ref: flag.then(|| "desk".into()), by },
+            2 => Command::Release { booking_id, by },
+            3 => Command::Cancel { booking_id, reason: String::new(), by },
+            4 => Command::RecordRefund { booking_id, amount_minor: i64::from(q) * 100, by },
+            5 => Command::Reschedule { booking_id, request: tickets(q), by },
+            6 => Command::JoinWaitlist { entry_id, user_id, wish: ticket_wish(q), by },
+            7 => Command::LeaveWaitlist { entry_id, by },
+            8 => Command::AcceptOffer { entry_id, payment_ref: None, by },
+            9 => Command::DeclineOffer { entry_id, by },
+            10 => Command::UpdateSpec { spec: event_spec(4 + q), by },
+            11 => Command::Ingest { events: Vec::new(), by },
+            _ => Command::Tick,
+        }
+    });
+    (cmd, prop::option::of(Just("k".to_owned())))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever the command and the resource's state: an owner is refused every customer
+    /// command (code `forbidden`, nothing written but the keyed refusal), and any other
+    /// answer to them or to staff commands is never `forbidden`.
+    #[test]
+    fn the_role_rule_holds_for_every_command(
+        (cmd, key) in any_command_by(Requester::Owner(owner())),
+        (other, other_key) in any_command_by(Requester::Client(users()[0])),
+        staff in prop_oneof![Just(admin()), Just(Requester::System)],
+        (staff_cmd, _) in any_command_by(admin()),
+    ) {
+        let mut fx = Fx::new(event_spec(3));
+        // Some state for the commands to meet: a held and a confirmed booking, a waiting entry.
+        fx.ok(hold(bid(1), users()[0], tickets(1)));
+        fx.ok(Command::Hold { booking_id: bid(2), user_id: users()[1], request: tickets(2), confirm: true, by: admin() });
+        fx.ok(join(eid(1), users()[2], ticket_wish(1)));
+        fx.changes();
+        let before = fx.s.counters();
+        let customer = cmd.customer_action().is_some();
+        let res = fx.s.apply(cmd.clone(), key.as_deref(), fx.now);
+        let changes = fx.s.take_changes();
+        if customer {
+            prop_assert_eq!(res.as_ref().map_err(DomainError::code), Err("forbidden"), "{:?}", cmd);
+            prop_assert_eq!(fx.s.counters(), before);
+            prop_assert!(changes.iter().all(|c| matches!(c, Change::Idempotency(_))), "{:?}", changes);
+        } else {
+            prop_assert!(res.as_ref().err().is_none_or(|e| e.code() != "forbidden"), "{:?} -> {:?}", cmd, res);
+        }
+        for c in [other, staff_cmd] {
+            let c = match (c, staff) {
+                (Command::Hold { booking_id, user_id, request, confirm, .. }, Requester::System) => {
+                    Command::Hold { booking_id, user_id, request, confirm, by: Requester::System }
+                }
+                (c, _) => c,
+            };
+            let res = fx.s.apply(c.clone(), other_key.as_deref(), fx.now);
+            prop_assert!(res.as_ref().err().is_none_or(|e| e.code() != "forbidden"), "{:?} -> {:?}", c, res);
+        }
     }
 }
 

@@ -11,17 +11,19 @@ use engine::domain::spec::ResourceKind;
 use engine::store::ResourceFilter;
 use uuid::Uuid;
 
-/// Who books and changes bookings: clients (their own) and admins; owners manage resources and
-/// do not book (HTTP refuses them before reading a body, the bot before asking anything).
-pub const CUSTOMER_ROLES: [Role; 2] = [Role::Client, Role::Admin];
-
 /// Who manages resources: their owners and admins.
 pub const STAFF_ROLES: [Role; 2] = [Role::Owner, Role::Admin];
 
-/// Refuses (forbidden) a caller who may not book or change bookings; `what` names the act in
-/// the refusal ("a owner cannot join a waitlist").
+/// Refuses (forbidden) a caller who may not book or change bookings: the domain's rule
+/// (`Requester::may_book`, which the resource also applies to every customer command), asked
+/// here first so HTTP refuses before reading a body and the bot before asking anything.
+/// `what` names the act in the refusal ("an owner cannot join a waitlist").
 pub fn require_customer(user: &AuthUser, what: &str) -> Result<(), AppError> {
-    user.require(&CUSTOMER_ROLES, what)
+    if user.requester().may_book() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!("a {} cannot {what}", user.role.as_str())))
+    }
 }
 
 /// The owner of a resource (not found if there is no such resource).

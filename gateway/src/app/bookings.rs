@@ -1,7 +1,6 @@
 //! Holding and acting on bookings, for both faces: the command is built here and decided by
 //! the resource's actor; this layer only finds the resource and checks who may ask.
 
-use crate::accounts::Role;
 use crate::app::access::visible_booking;
 use crate::app::{AppError, in_request};
 use crate::auth::AuthUser;
@@ -55,9 +54,10 @@ pub async fn act_on(
     booking_of(state.engine.execute(resource, make(), key).await.map_err(|e| in_request(e, "request"))?)
 }
 
-/// The booking's client (or an admin) moves a booking; its resource's owner may not.
+/// The booking's client (or an admin) moves a booking; its resource's owner may not (the
+/// domain's `Requester::may_book`, asked here first so the refusal comes before the body).
 pub fn may_reschedule(user: &AuthUser) -> Result<(), AppError> {
-    if user.role == Role::Owner {
+    if !user.requester().may_book() {
         return Err(AppError::forbidden("an owner cannot move a client's booking"));
     }
     Ok(())

@@ -124,6 +124,7 @@ fn domain_kind(e: &DomainError) -> ErrorKind {
         | TooManyActiveBookings
         | ConflictsWithBookings { .. } => ErrorKind::Conflict,
         PaymentRequired => ErrorKind::PaymentRequired,
+        Forbidden { .. } => ErrorKind::Forbidden,
     }
 }
 
