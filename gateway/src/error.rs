@@ -126,32 +126,32 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
     }
+    // The application's kinds of failure are built by `AppError` (one copy of each message and
+    // code); these are the same, for what only HTTP meets (extractors, headers, middleware).
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        ApiError { errors, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
+        AppError::validation(errors).into()
     }
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::validation(vec![FieldError { field: field.into(), message: message.into() }])
+        AppError::field(field, message).into()
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+        AppError::bad_request(code, detail).into()
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        AppError::new(ErrorKind::Unauthenticated, "unauthorized", detail).into()
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        AppError::forbidden(detail).into()
     }
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        AppError::not_found(what).into()
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail) }
+        AppError::unavailable(detail).into()
     }
     /// For failures that are ours, not the client's: logged in full, answered vaguely.
     pub fn internal(e: impl fmt::Display) -> Self {
-        tracing::error!(error = %e, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+        AppError::internal(e).into()
     }
 }
 
